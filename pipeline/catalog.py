@@ -1,0 +1,136 @@
+"""Keep the signature store in step with the Pictures folder, incrementally.
+
+A walk of Pictures (no symlinks followed, hidden folders and ``exclude`` globs skipped)
+is compared with the store's (size, mtime_ns) of each path: unchanged files are not opened
+at all, so an unchanged library costs one directory walk and one query; new and changed
+files are signed (in a process pool when there are many), vanished ones are dropped.
+Both the gate (before it decides) and the nightly resweep use this.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import os
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Callable, Iterator
+
+from pipeline.signatures import NotAnImage, Signature, sign_file
+
+log = logging.getLogger("frame-ingest")
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".gif", ".tif", ".tiff",
+                  ".heic", ".heif", ".hif"}
+BATCH = 200
+POOL_THRESHOLD = 16     # fewer files than this are signed in-process
+
+
+@dataclass
+class CatalogStats:
+    scanned: int = 0
+    signed: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    undecodable: int = 0
+
+
+@dataclass(frozen=True)
+class LibraryFile:
+    path: str           # relative to Pictures, '/'-separated
+    size: int
+    mtime_ns: int
+
+
+def walk_library(pictures: Path, exclude: list[str] = ()) -> Iterator[LibraryFile]:
+    """Every image file under Pictures, by suffix; symlinks are not followed."""
+    for directory, folders, files in os.walk(pictures, followlinks=False):
+        relative_dir = os.path.relpath(directory, pictures)
+        folders[:] = sorted(folder for folder in folders if not folder.startswith(".")
+                            and not _excluded(_join(relative_dir, folder), exclude))
+        for name in sorted(files):
+            if name.startswith(".") or os.path.splitext(name)[1].lower() not in IMAGE_SUFFIXES:
+                continue
+            relative = _join(relative_dir, name)
+            if _excluded(relative, exclude):
+                continue
+            try:
+                status = os.stat(os.path.join(directory, name), follow_symlinks=False)
+            except OSError:
+                continue
+            if os.path.stat.S_ISREG(status.st_mode):
+                yield LibraryFile(relative, status.st_size, status.st_mtime_ns)
+
+
+def _join(relative_dir: str, name: str) -> str:
+    return name if relative_dir == "." else f"{relative_dir}/{name}".replace(os.sep, "/")
+
+
+def _excluded(relative: str, patterns) -> bool:
+    name = relative.rsplit("/", 1)[-1]
+    return any(fnmatch.fnmatch(relative, pattern) or fnmatch.fnmatch(name, pattern)
+               for pattern in patterns)
+
+
+def sign_library_file(job: tuple[str, str, int, int, int]):
+    """Worker: (pictures, relative path, size, mtime_ns, max_pixels) -> (file, sig, error)."""
+    pictures, relative, size, mtime_ns, max_pixels = job
+    try:
+        return LibraryFile(relative, size, mtime_ns), \
+            sign_file(Path(pictures) / relative, max_pixels), ""
+    except NotAnImage as exc:
+        return LibraryFile(relative, size, mtime_ns), None, str(exc)
+
+
+def signed_files(jobs: list, workers: int) -> Iterator[tuple[LibraryFile, Signature | None, str]]:
+    """Sign ``jobs`` in a pool of ``workers`` processes (in-process for a few)."""
+    if workers <= 1 or len(jobs) < POOL_THRESHOLD:
+        yield from map(sign_library_file, jobs)
+        return
+    with get_context("forkserver" if os.name == "posix" else "spawn").Pool(workers) as pool:
+        yield from pool.imap_unordered(sign_library_file, jobs, chunksize=4)
+
+
+def refresh(store, pictures: Path, *, exclude: list[str] = (), workers: int = 1,
+            max_pixels: int = 100_000_000,
+            progress: Callable[[int, int], None] | None = None,
+            on_signed: Callable[[int, str, Signature], None] | None = None) -> CatalogStats:
+    """Bring the store's rows in line with the files under ``pictures``."""
+    stats = CatalogStats()
+    known = store.known_files()
+    seen: set[str] = set()
+    jobs = []
+    for item in walk_library(pictures, exclude):
+        stats.scanned += 1
+        seen.add(item.path)
+        if known.get(item.path) == (item.size, item.mtime_ns):
+            stats.unchanged += 1
+        else:
+            jobs.append((str(pictures), item.path, item.size, item.mtime_ns, max_pixels))
+    vanished = [path for path in known if path not in seen]
+    if vanished:
+        with store.transaction() as tx:
+            store.remove_files(tx, vanished)
+        stats.removed = len(vanished)
+    _sign_jobs(store, jobs, workers, stats, progress)
+    return stats
+
+
+def _sign_jobs(store, jobs, workers, stats: CatalogStats, progress) -> None:
+    pending = []
+    for done, (item, signature, error) in enumerate(signed_files(jobs, workers), start=1):
+        pending.append((item, signature, error))
+        if error:
+            stats.undecodable += 1
+            log.warning("library file %s cannot be decoded: %s", item.path, error)
+        else:
+            stats.signed += 1
+        if len(pending) >= BATCH or done == len(jobs):
+            with store.transaction() as tx:
+                for entry, entry_signature, entry_error in pending:
+                    store.put_file(tx, entry.path, entry.size, entry.mtime_ns, entry_signature,
+                                   entry_error)
+            pending.clear()
+        if progress:
+            progress(done, len(jobs))

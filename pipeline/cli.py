@@ -1,0 +1,218 @@
+"""The command line: ``frame-ingest [--config PATH] [-v|-q] COMMAND``.
+
+This is the one place that maps errors to exit codes: 0 all well, 1 the run finished but
+something failed (a source, a move), 2 usage or configuration error, 75 another instance
+holds the lock (EX_TEMPFAIL: systemd and cron may simply try again later).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+
+from pipeline import __version__
+from pipeline.config import Config, load_config
+from pipeline.errors import AlreadyRunning, ConfigError, PipelineError, SourceError
+from pipeline.ingest import Gate
+from pipeline.locking import instance_lock
+from pipeline.sources import enabled_sources, source_names
+from pipeline.sources.base import FetchContext
+from pipeline.staging import Staging
+from pipeline.store import Store, now_iso
+
+log = logging.getLogger("frame-ingest")
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 75
+
+
+@dataclass
+class RunSummary:
+    fetched: int = 0
+    promoted: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    errors: list[str] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+
+    def to_dict(self) -> dict:
+        return {"fetched": self.fetched, "promoted": self.promoted,
+                "duplicates": self.duplicates, "rejected": self.rejected,
+                "errors": self.errors,
+                "seconds": round(time.monotonic() - self.started, 2)}
+
+    def line(self, command: str) -> str:
+        data = self.to_dict()
+        return (f"{command}: fetched={data['fetched']} promoted={data['promoted']} "
+                f"duplicates={data['duplicates']} rejected={data['rejected']} "
+                f"errors={len(self.errors)} seconds={data['seconds']}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="frame-ingest", description="Feed a photo frame's library from e-mail, Dropbox "
+        "and a drop folder, and keep it free of duplicates.")
+    parser.add_argument("--config", metavar="PATH", help="configuration file (TOML)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
+    parser.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
+    parser.add_argument("--version", action="version", version=f"frame-ingest {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = commands.add_parser("run", help="fetch from every enabled source, then gate")
+    run.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    fetch = commands.add_parser("fetch", help="fetch into staging without gating")
+    fetch.add_argument("source", nargs="?", choices=source_names(), help="only this source")
+    gate = commands.add_parser("gate", help="decide every staged file")
+    gate.add_argument("--dry-run", action="store_true", help="say what would happen, move nothing")
+    status = commands.add_parser("status", help="library, staging and quarantine counts")
+    status.add_argument("--json", action="store_true")
+    commands.add_parser("check", help="check that every enabled source can be reached")
+    quarantine = commands.add_parser("quarantine", help="list or restore quarantined files")
+    actions = quarantine.add_subparsers(dest="action", required=True, metavar="ACTION")
+    listing = actions.add_parser("list", help="quarantined files and what they duplicate")
+    listing.add_argument("--json", action="store_true")
+    restore = actions.add_parser("restore", help="move a file back into Pictures for good")
+    restore.add_argument("name", help="the name as `quarantine list` shows it")
+    return parser
+
+
+def setup_logging(verbose: bool, quiet: bool) -> None:
+    """One line per event on stderr; syslog priority prefixes when journald reads it."""
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    handler = logging.StreamHandler(sys.stderr)
+    if os.environ.get("JOURNAL_STREAM"):
+        handler.setFormatter(_JournalFormatter())
+    elif sys.stderr.isatty():
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s",
+                                               "%H:%M:%S"))
+    else:
+        handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    log.handlers[:] = [handler]
+    log.setLevel(level)
+    log.propagate = False
+
+
+class _JournalFormatter(logging.Formatter):
+    PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3,
+                logging.CRITICAL: 2}
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"<{self.PRIORITY.get(record.levelno, 6)}>{record.getMessage()}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    arguments = parser.parse_args(argv)
+    setup_logging(arguments.verbose, arguments.quiet)
+    try:
+        config = load_config(arguments.config)
+        return COMMANDS[arguments.command](config, arguments)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    except AlreadyRunning as exc:
+        print(f"frame-ingest: {exc}", file=sys.stderr)
+        return EXIT_LOCKED
+    except PipelineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("frame-ingest: interrupted; rerun to continue where it stopped", file=sys.stderr)
+        return 130
+
+
+def fetch_all(config: Config, store, staging: Staging, summary: RunSummary,
+              only: str | None = None) -> None:
+    """Fetch every enabled source; one failing source never stops the others."""
+    context = FetchContext(staging, store)
+    for source in enabled_sources(config, only):
+        outcome = {"at": now_iso(), "staged": 0, "error": ""}
+        try:
+            result = source.fetch(context)
+            summary.fetched += result.staged
+            summary.errors.extend(result.errors)
+            outcome["staged"] = result.staged
+        except SourceError as exc:
+            message = f"{source.name}: {exc}"
+            log.error(message)
+            summary.errors.append(message)
+            outcome["error"] = str(exc)
+        with store.transaction() as tx:
+            store.set_state(tx, source.name, "last_run", json.dumps(outcome))
+
+
+def command_run(config: Config, arguments) -> int:
+    return _fetch_and_gate(config, arguments, fetch=True, gate=True)
+
+
+def command_fetch(config: Config, arguments) -> int:
+    return _fetch_and_gate(config, arguments, fetch=True, gate=False, only=arguments.source)
+
+
+def command_gate(config: Config, arguments) -> int:
+    return _fetch_and_gate(config, arguments, fetch=False, gate=True,
+                           dry_run=arguments.dry_run)
+
+
+def _fetch_and_gate(config: Config, arguments, *, fetch: bool, gate: bool,
+                    only: str | None = None, dry_run: bool = False) -> int:
+    summary = RunSummary()
+    with instance_lock(config.library.state_dir), Store(config.database) as store:
+        staging = Staging(config.staging_dir)
+        if fetch:
+            fetch_all(config, store, staging, summary, only)
+        if gate:
+            report = Gate(config, store, staging, dry_run=dry_run).run()
+            summary.promoted, summary.duplicates = report.promoted, report.duplicates
+            summary.rejected = report.rejected
+            summary.errors.extend(report.errors)
+    if getattr(arguments, "json", False):
+        print(json.dumps(summary.to_dict()))
+    print(summary.line(arguments.command + (" (dry run)" if dry_run else "")), file=sys.stderr)
+    return EXIT_FAILED if summary.errors else EXIT_OK
+
+
+def command_status(config: Config, arguments) -> int:
+    from pipeline.status import gather_status, format_status
+    with Store(config.database) as store:
+        status = gather_status(config, store)
+    print(json.dumps(status, indent=2) if arguments.json else format_status(status))
+    return EXIT_OK
+
+
+def command_check(config: Config, arguments) -> int:
+    failures = 0
+    for source in enabled_sources(config):
+        try:
+            print(f"{source.name}: OK: {source.check()}")
+        except SourceError as exc:
+            failures += 1
+            print(f"{source.name}: FAILED: {exc}")
+    return EXIT_FAILED if failures else EXIT_OK
+
+
+def command_quarantine(config: Config, arguments) -> int:
+    from pipeline import quarantine
+    if arguments.action == "list":
+        with Store(config.database) as store:
+            entries = quarantine.list_entries(store, config)
+        if arguments.json:
+            print(json.dumps([entry.to_dict() for entry in entries], indent=2))
+        else:
+            for entry in entries:
+                print(quarantine.describe(entry))
+            print(f"{len(entries)} file(s) in quarantine", file=sys.stderr)
+        return EXIT_OK
+    with instance_lock(config.library.state_dir), Store(config.database) as store:
+        target = quarantine.restore(store, config, arguments.name)
+    print(f"restored to {target}")
+    return EXIT_OK
+
+
+COMMANDS = {"run": command_run, "fetch": command_fetch, "gate": command_gate,
+            "status": command_status, "check": command_check,
+            "quarantine": command_quarantine}

@@ -1,0 +1,242 @@
+"""Configuration: a TOML file read with tomllib into frozen dataclasses.
+
+Each section is a dataclass whose fields carry their own rule (type, allowed values, range)
+in ``field(metadata=...)``; one generic loader checks a parsed TOML table against them and
+gathers *every* problem into one ``ConfigError``, each line naming the file, the section and
+the key: ``config.toml: [dedupe] method: expected one of "exact", "rms", "similar", got "fast"``.
+A new section is a new dataclass plus one line in ``SECTIONS``; nothing else changes.
+
+Where the file is looked up: ``--config PATH``, ``$FRAME_INGEST_CONFIG``,
+``$XDG_CONFIG_HOME/frame-ingest/config.toml`` (default ``~/.config``), else built-in defaults.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import ConfigError
+
+ENV_CONFIG = "FRAME_INGEST_CONFIG"
+
+
+def setting(default: Any, kind: str, *, choices: tuple = (), minimum: float | None = None,
+            maximum: float | None = None) -> Any:
+    """Declare a config field: ``kind`` is str, path, bool, int, float or strlist."""
+    rule = {"kind": kind, "choices": choices, "minimum": minimum, "maximum": maximum}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=rule)
+    return field(default=default, metadata=rule)
+
+
+@dataclass(frozen=True)
+class LibraryConfig:
+    pictures: Path = setting("~/Pictures", "path")
+    quarantine: Path = setting("~/DuplicatePictures", "path")
+    rejected: Path = setting("~/RejectedPictures", "path")
+    state_dir: Path = setting("~/.local/share/frame-ingest", "path")
+
+
+@dataclass(frozen=True)
+class DedupeConfig:
+    method: str = setting("similar", "str", choices=("exact", "rms", "similar"))
+    keep: str = setting("best", "str", choices=("best", "first"))
+    rms_threshold: float = setting(0.01, "float", minimum=0.0, maximum=255.0)
+    # "similar": perceptual-hash prefilter, then the confirm test on the thumbnails.
+    hash_distance: int = setting(14, "int", minimum=0, maximum=32)
+    thumb_rms: float = setting(0.03, "float", minimum=0.0, maximum=1.0)
+    mean_delta: float = setting(0.012, "float", minimum=0.0, maximum=1.0)
+    # keep = "best": the newcomer displaces the library copy only with this many times the pixels.
+    best_pixel_ratio: float = setting(1.2, "float", minimum=1.0, maximum=100.0)
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    max_megapixels: float = setting(100.0, "float", minimum=1.0, maximum=2000.0)
+    max_file_mb: float = setting(200.0, "float", minimum=1.0, maximum=10000.0)
+
+
+@dataclass(frozen=True)
+class FolderSourceConfig:
+    enabled: bool = setting(True, "bool")
+    path: Path = setting("~/PhotoInbox", "path")
+    recursive: bool = setting(True, "bool")
+    settle_seconds: float = setting(5.0, "float", minimum=0.0, maximum=3600.0)
+
+
+@dataclass(frozen=True)
+class ResweepConfig:
+    exclude: list = setting([], "strlist")
+    workers: int = setting(0, "int", minimum=0, maximum=256)
+
+
+# (table name in the file, Config attribute, dataclass)
+SECTIONS: list[tuple[str, str, type]] = [
+    ("library", "library", LibraryConfig),
+    ("dedupe", "dedupe", DedupeConfig),
+    ("gate", "gate", GateConfig),
+    ("sources.folder", "folder", FolderSourceConfig),
+    ("resweep", "resweep", ResweepConfig),
+]
+
+
+@dataclass(frozen=True)
+class Config:
+    library: LibraryConfig
+    dedupe: DedupeConfig
+    gate: GateConfig
+    folder: FolderSourceConfig
+    resweep: ResweepConfig
+    path: Path | None = None  # the file it came from, None for built-in defaults
+
+    @property
+    def staging_dir(self) -> Path:
+        return self.library.state_dir / "staging"
+
+    @property
+    def database(self) -> Path:
+        return self.library.state_dir / "store.sqlite3"
+
+
+def expand_path(text: str) -> Path:
+    """Expand ``~`` and ``$VARS`` in a configured path."""
+    return Path(os.path.expandvars(os.path.expanduser(text)))
+
+
+def find_config_file(explicit: str | None) -> Path | None:
+    """Return the configuration file to read, or None for built-in defaults."""
+    if explicit:
+        return Path(explicit)
+    if os.environ.get(ENV_CONFIG):
+        return Path(os.environ[ENV_CONFIG])
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config")
+    candidate = Path(base) / "frame-ingest" / "config.toml"
+    return candidate if candidate.exists() else None
+
+
+def load_config(explicit: str | None = None) -> Config:
+    """Find, read and check the configuration; raise ConfigError listing every problem."""
+    path = find_config_file(explicit)
+    data: dict = {}
+    label = str(path) if path else "built-in defaults"
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: no such configuration file") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: cannot read: {exc}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return parse_config(data, label, path)
+
+
+def parse_config(data: dict, label: str = "config", path: Path | None = None) -> Config:
+    """Check a parsed TOML document against SECTIONS and build the Config."""
+    problems: list[str] = []
+    known_tables = {name for name, _, _ in SECTIONS}
+    for table_name in _table_names(data):
+        if table_name not in known_tables and not _is_parent_table(table_name, known_tables):
+            problems.append(f"{label}: [{table_name}]: unknown section; known sections: "
+                            + ", ".join(f"[{name}]" for name in sorted(known_tables)))
+    sections = {}
+    for table_name, attribute, section_class in SECTIONS:
+        table = _lookup_table(data, table_name)
+        if not isinstance(table, dict):
+            problems.append(f"{label}: [{table_name}]: expected a table")
+            table = {}
+        sections[attribute] = _build_section(section_class, table, f"{label}: [{table_name}]",
+                                             problems)
+    if problems:
+        raise ConfigError(problems)
+    return Config(path=path, **sections)
+
+
+def _table_names(data: dict, prefix: str = "") -> list[str]:
+    names = []
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            names.append(name)
+            names.extend(_table_names(value, name + "."))
+        elif not prefix:
+            names.append(name)  # a top-level key that is not a table is unknown too
+    return names
+
+
+def _is_parent_table(name: str, known: set[str]) -> bool:
+    return any(table.startswith(name + ".") for table in known)
+
+
+def _lookup_table(data: dict, dotted: str) -> Any:
+    table: Any = data
+    for part in dotted.split("."):
+        if not isinstance(table, dict):
+            return {}
+        table = table.get(part, {})
+    return {key: value for key, value in table.items() if not isinstance(value, dict)} \
+        if isinstance(table, dict) else table
+
+
+def _build_section(section_class: type, table: dict, where: str, problems: list[str]) -> Any:
+    fields = {item.name: item for item in dataclasses.fields(section_class)}
+    values = {}
+    for key, raw in table.items():
+        if key not in fields:
+            problems.append(f"{where} {key}: unknown key; allowed: {', '.join(fields)}")
+            continue
+        try:
+            values[key] = _check_value(raw, fields[key].metadata)
+        except ValueError as exc:
+            problems.append(f"{where} {key}: {exc}")
+    for name, item in fields.items():  # defaults of path fields need expanding too
+        if name not in values and item.metadata.get("kind") == "path":
+            values[name] = expand_path(item.default)
+    return section_class(**values)
+
+
+def _check_value(raw: Any, rule: dict) -> Any:
+    kind = rule["kind"]
+    if kind == "bool":
+        if not isinstance(raw, bool):
+            raise ValueError(f"expected true or false, got {_show(raw)}")
+        return raw
+    if kind in ("int", "float"):
+        if isinstance(raw, bool) or not isinstance(raw, (int, float)) \
+                or (kind == "int" and not isinstance(raw, int)):
+            noun = "an integer" if kind == "int" else "a number"
+            raise ValueError(f"expected {noun}, got {_show(raw)}")
+        _check_range(raw, rule)
+        return float(raw) if kind == "float" else raw
+    if kind == "strlist":
+        if not isinstance(raw, list) or not all(isinstance(item, str) for item in raw):
+            raise ValueError(f"expected a list of strings, got {_show(raw)}")
+        return list(raw)
+    if not isinstance(raw, str):
+        raise ValueError(f"expected a string, got {_show(raw)}")
+    if rule["choices"] and raw not in rule["choices"]:
+        allowed = ", ".join(f'"{choice}"' for choice in rule["choices"])
+        raise ValueError(f"expected one of {allowed}, got {_show(raw)}")
+    if kind == "path":
+        if not raw.strip():
+            raise ValueError("expected a path, got an empty string")
+        return expand_path(raw)
+    return raw
+
+
+def _check_range(value: float, rule: dict) -> None:
+    low, high = rule["minimum"], rule["maximum"]
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise ValueError(f"expected a value from {low} to {high}, got {value}")
+
+
+def _show(raw: Any) -> str:
+    if isinstance(raw, str):
+        return f'"{raw}"'
+    if isinstance(raw, bool):
+        return "true" if raw else "false"
+    return repr(raw)

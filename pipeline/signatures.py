@@ -1,0 +1,230 @@
+"""Pure functions from an image file to the signature the gate compares.
+
+One read of the bytes (SHA-256 of them) and one decode at reduced size: for JPEG, Pillow's
+``draft`` lets libjpeg scale by 1/2, 1/4 or 1/8 inside the DCT, so a 1920x1200 photo is
+decoded straight to 240x150 and never exists at full size in memory. EXIF orientation is
+applied, so a copy stored sideways with an Orientation tag looks like the original. From
+that small image come:
+
+- ``mean`` and ``rms`` per band (0..255): the statistics of the article's method;
+- ``thumb``: a THUMB x THUMB grayscale thumbnail, squashed to a square so that rotating the
+  photo rotates the thumbnail exactly; the confirm step computes a true root-mean-square
+  pixel difference on it;
+- ``phash``: a 64-bit DCT hash of the thumbnail (low 8x8 frequencies against their median),
+  cheap to compare by Hamming distance over a whole store at once.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import io
+import struct
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, ImageStat, UnidentifiedImageError
+
+THUMB = 32                 # side of the normalised thumbnail (pixels)
+DRAFT_SIZE = (128, 128)    # ask libjpeg for the smallest DCT scale that keeps this many pixels
+HASH_SIDE = 8              # the hash keeps the HASH_SIDE x HASH_SIDE lowest frequencies
+
+_heif_registered = False
+
+
+def _register_heif() -> None:
+    global _heif_registered
+    if not _heif_registered:
+        try:
+            import pillow_heif
+            pillow_heif.register_heif_opener()
+        except ImportError:  # pragma: no cover - pillow-heif is a declared dependency
+            pass
+        _heif_registered = True
+
+
+class NotAnImage(Exception):
+    """Raised when bytes cannot be used as a photo; the message is the one-line reason."""
+
+
+@dataclass(frozen=True)
+class Signature:
+    sha256: str
+    size: int                       # bytes
+    format: str                     # Pillow's format name: JPEG, PNG, HEIF, ...
+    width: int                      # full-size pixels, after EXIF orientation
+    height: int
+    mean: tuple[float, float, float]
+    rms: tuple[float, float, float]
+    phash: int                      # unsigned 64-bit
+    thumb: bytes                    # THUMB*THUMB grayscale bytes, row-major
+
+    @property
+    def pixels(self) -> int:
+        return self.width * self.height
+
+    def thumb_array(self) -> np.ndarray:
+        return np.frombuffer(self.thumb, dtype=np.uint8).reshape(THUMB, THUMB)
+
+
+def sign_file(path: Path, max_pixels: int = 100_000_000) -> Signature:
+    """Read a file once and sign it; raises NotAnImage with the reason when it is not one."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise NotAnImage(f"cannot read file: {exc.strerror or exc}") from exc
+    return sign_bytes(data, max_pixels)
+
+
+def sign_bytes(data: bytes, max_pixels: int = 100_000_000) -> Signature:
+    """Sign an encoded image held in memory."""
+    digest = hashlib.sha256(data).hexdigest()
+    image, image_format, width, height = decode_reduced(data, max_pixels)
+    stats = ImageStat.Stat(image)
+    thumb = make_thumb(image, (width, height))
+    return Signature(
+        sha256=digest, size=len(data), format=image_format, width=width, height=height,
+        mean=tuple(round(value, 4) for value in stats.mean[:3]),
+        rms=tuple(round(value, 4) for value in stats.rms[:3]),
+        phash=phash(thumb), thumb=thumb.tobytes(),
+    )
+
+
+def decode_reduced(data: bytes, max_pixels: int) -> tuple[Image.Image, str, int, int]:
+    """Decode at the smallest size that serves; return (RGB image, format, full w, full h)."""
+    _register_heif()
+    if not data:
+        raise NotAnImage("empty file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            image_format = image.format or "unknown"
+            width, height = image.size
+            if width * height > max_pixels:
+                raise NotAnImage(f"decompression bomb: {width}x{height} pixels is more than "
+                                 f"the limit of {max_pixels}")
+            image.draft("RGB", DRAFT_SIZE)
+            image = ImageOps.exif_transpose(image) or image
+            if _orientation_swaps(image, width, height):
+                width, height = height, width
+            image = to_rgb(image)
+    except NotAnImage:
+        raise
+    except UnidentifiedImageError:
+        raise NotAnImage("not an image (no known image format in the bytes)") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise NotAnImage(f"decompression bomb: {exc}") from None
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError,
+            MemoryError, ZeroDivisionError, struct.error) as exc:
+        raise NotAnImage(f"corrupt or truncated image: {exc}") from None
+    return image, image_format, width, height
+
+
+def _orientation_swaps(image: Image.Image, width: int, height: int) -> bool:
+    """True when EXIF orientation turned the picture on its side (full-size dims swap)."""
+    reduced_w, reduced_h = image.size
+    if width == height or reduced_w == reduced_h:
+        return False
+    return (reduced_w > reduced_h) != (width > height)
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Bring any mode (CMYK, 16-bit, palette with transparency, ...) to 8-bit RGB."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        array = np.asarray(image, dtype=np.float64)
+        peak = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
+        gray = np.clip(array * (255.0 / peak), 0, 255).astype(np.uint8)
+        return Image.fromarray(gray, "L").convert("RGB")
+    if image.mode == "F":
+        gray = np.clip(np.asarray(image), 0, 255).astype(np.uint8)
+        return Image.fromarray(gray, "L").convert("RGB")
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        canvas = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(canvas, rgba).convert("RGB")
+    if image.mode != "RGB":
+        return image.convert("RGB")
+    image.load()
+    return image
+
+
+def make_thumb(image: Image.Image, full_size: tuple[int, int] | None = None) -> np.ndarray:
+    """THUMB x THUMB grayscale (uint8), squashed to a square, by exact area averaging.
+
+    Exact area weights (not Pillow's resampling) keep the thumbnail the same whichever way
+    the picture reached us: a JPEG decoded at 1/8 inside the DCT, a PNG decoded in full and
+    box-reduced, or a copy already downscaled to 1024 px all average the same regions.
+    ``full_size`` is the size before any reduction: a reduced image whose last row or
+    column of blocks is partial (1023 / 8) then still maps onto the right regions.
+    """
+    width, height = full_size or image.size
+    gray = image.convert("L")
+    factor = max(1, min(gray.width, gray.height) // (4 * THUMB))
+    if factor > 1:  # integer box reduction first: cheap, exact for whole blocks
+        gray = gray.reduce(factor)
+    pixels = np.asarray(gray, dtype=np.float32)
+    rows = _area_weights(height, pixels.shape[0], THUMB)
+    columns = _area_weights(width, pixels.shape[1], THUMB)
+    thumb = rows @ pixels @ columns.T
+    return np.clip(np.rint(thumb), 0, 255).astype(np.uint8)
+
+
+@functools.lru_cache(maxsize=256)
+def _area_weights(full: int, cells: int, size_out: int) -> np.ndarray:
+    """Weights that average ``cells`` reduced pixels (spanning ``full`` original ones)
+    into ``size_out`` equal spans of the original: row i covers [i, i+1) * full/size_out."""
+    step = round(full / cells) if cells > 1 else full
+    cell_edges = np.minimum(np.arange(cells + 1) * step, full).astype(np.float64)
+    cell_edges[-1] = full
+    if step * (cells - 1) >= full:  # not a whole-block reduction: spread evenly
+        cell_edges = np.linspace(0, full, cells + 1)
+    out_edges = np.linspace(0, full, size_out + 1)
+    starts, ends = out_edges[:-1, None], out_edges[1:, None]
+    overlap = np.clip(np.minimum(ends, cell_edges[None, 1:]) -
+                      np.maximum(starts, cell_edges[None, :-1]), 0, None)
+    return (overlap / overlap.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def _dct_matrix(size: int) -> np.ndarray:
+    k = np.arange(size)[:, None]
+    n = np.arange(size)[None, :]
+    matrix = np.cos(np.pi * (2 * n + 1) * k / (2 * size)) * np.sqrt(2.0 / size)
+    matrix[0, :] = np.sqrt(1.0 / size)
+    return matrix
+
+
+_DCT = _dct_matrix(THUMB)
+_BIT_WEIGHTS = (1 << np.arange(63, -1, -1, dtype=np.uint64)).astype(np.uint64)
+
+
+def phash(thumb: np.ndarray) -> int:
+    """64-bit DCT hash: the 8x8 lowest frequencies, each bit = above the median (DC left out)."""
+    coefficients = _DCT @ thumb.astype(np.float64) @ _DCT.T
+    low = coefficients[:HASH_SIDE, :HASH_SIDE].flatten()
+    median = np.median(low[1:])
+    bits = (low > median).astype(np.uint64)
+    return int((bits * _BIT_WEIGHTS).sum(dtype=np.uint64))
+
+
+def rotations(thumb: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    """The thumbnail turned by 0, 90, 180 and 270 degrees counter-clockwise."""
+    return [(quarter * 90, np.ascontiguousarray(np.rot90(thumb, quarter)))
+            for quarter in range(4)]
+
+
+def thumb_distance(first: np.ndarray, second: np.ndarray) -> float:
+    """Root-mean-square pixel difference of two thumbnails, 0 (same) .. 1 (black vs white)."""
+    difference = first.astype(np.float32) - second.astype(np.float32)
+    return float(np.sqrt(np.mean(difference * difference)) / 255.0)
+
+
+def to_signed64(value: int) -> int:
+    """SQLite integers are signed: store the unsigned hash bit-for-bit."""
+    return value - (1 << 64) if value >= (1 << 63) else value
+
+
+def to_unsigned64(value: int) -> int:
+    return value + (1 << 64) if value < 0 else value

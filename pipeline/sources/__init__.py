@@ -1,0 +1,23 @@
+"""Fetchers: each turns what it finds into staged items (see base.Source).
+
+``enabled_sources`` is the one list of them; a new source adds one line here.
+"""
+
+from __future__ import annotations
+
+from pipeline.config import Config
+
+
+def enabled_sources(config: Config, only: str | None = None) -> list:
+    """The sources switched on in ``config`` (or just ``only``), in a fixed order."""
+    from pipeline.sources.folder import FolderSource
+
+    candidates = [
+        ("folder", config.folder.enabled, lambda: FolderSource(config.folder)),
+    ]
+    return [build() for name, enabled, build in candidates
+            if (enabled and only is None) or name == only]
+
+
+def source_names() -> list[str]:
+    return ["folder"]

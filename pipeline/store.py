@@ -1,0 +1,273 @@
+"""The SQLite signature store: schema, migrations and every query.
+
+One database file in ``state_dir``, in WAL mode so that ``status`` can read while a run
+writes. It holds one row per library file (its signature), the log of every decision, the
+origins already taken from each source (so a re-fetch after a crash is recognised), the
+pairs a person declared not to be duplicates, per-source state (IMAP UIDs, Dropbox cursors)
+and a small journal of file moves in flight (see ``library.py``).
+
+Migrations are named functions applied in order and recorded in ``schema_migrations``; an
+old database is brought forward on open. Every ``sqlite3.Error`` leaves this module as a
+``StoreError`` that says what to check.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator
+
+from pipeline.errors import StoreError
+from pipeline.signatures import Signature, to_signed64
+
+FILE_COLUMNS = ("path", "size", "mtime_ns", "width", "height", "format", "sha256", "phash",
+                "mean_r", "mean_g", "mean_b", "rms_r", "rms_g", "rms_b", "thumb")
+
+
+def _run_script(connection: sqlite3.Connection, script: str) -> None:
+    """Run statements one by one (executescript would commit our open transaction)."""
+    for statement in script.split(";"):
+        if statement.strip():
+            connection.execute(statement)
+
+
+def _migration_1_initial(connection: sqlite3.Connection) -> None:
+    _run_script(connection, """
+        CREATE TABLE files (
+            id INTEGER PRIMARY KEY,
+            path TEXT NOT NULL UNIQUE,          -- relative to Pictures, '/'-separated
+            size INTEGER NOT NULL,
+            mtime_ns INTEGER NOT NULL,
+            width INTEGER, height INTEGER, format TEXT,
+            sha256 TEXT, phash INTEGER,
+            mean_r REAL, mean_g REAL, mean_b REAL,
+            rms_r REAL, rms_g REAL, rms_b REAL,
+            thumb BLOB,
+            error TEXT,                          -- set when the file could not be decoded
+            signed_at TEXT NOT NULL
+        );
+        CREATE INDEX files_sha256 ON files (sha256);
+        CREATE TABLE decisions (
+            id INTEGER PRIMARY KEY,
+            decided_at TEXT NOT NULL,
+            verdict TEXT NOT NULL,               -- promoted | quarantined | replaced | rejected
+            folder TEXT NOT NULL,                -- pictures | quarantine | rejected
+            path TEXT NOT NULL,                  -- where the file now is, relative to folder
+            name TEXT NOT NULL,                  -- the name it arrived with
+            sha256 TEXT,
+            matched_path TEXT, matched_sha256 TEXT,
+            method TEXT, distance REAL, reason TEXT,
+            source TEXT, origin TEXT, sender TEXT, subject TEXT, message_id TEXT,
+            received TEXT,
+            restored_at TEXT
+        );
+        CREATE INDEX decisions_folder ON decisions (folder, path);
+        CREATE TABLE origins (
+            origin_key TEXT PRIMARY KEY,
+            sha256 TEXT,
+            taken_at TEXT NOT NULL
+        );
+        CREATE TABLE overrides (
+            sha_a TEXT NOT NULL, sha_b TEXT NOT NULL,   -- sorted pair: never duplicates
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (sha_a, sha_b)
+        );
+        CREATE TABLE source_state (
+            source TEXT NOT NULL, key TEXT NOT NULL, value TEXT,
+            PRIMARY KEY (source, key)
+        );
+        CREATE TABLE journal (
+            item_id TEXT PRIMARY KEY,
+            plan TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        );
+    """)
+
+
+MIGRATIONS = [(1, "initial", _migration_1_initial)]
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@contextlib.contextmanager
+def translate_errors(action: str, path: Path) -> Iterator[None]:
+    """Turn sqlite3 errors into StoreError with advice."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise StoreError(f"signature store {path}: cannot {action}: {exc} "
+                         "(check free space and permissions of state_dir)") from exc
+
+
+class Store:
+    """A connection to the signature store; use as a context manager to close it."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        with translate_errors("open", path):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.connection = sqlite3.connect(path, isolation_level=None, timeout=30)
+            self.connection.row_factory = sqlite3.Row
+            self.connection.execute("PRAGMA journal_mode=WAL")
+            self.connection.execute("PRAGMA synchronous=FULL")
+            self.connection.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.connection.close()
+
+    def _migrate(self) -> None:
+        self.connection.execute("CREATE TABLE IF NOT EXISTS schema_migrations ("
+                                "version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+                                "applied_at TEXT NOT NULL)")
+        applied = {row[0] for row in self.connection.execute(
+            "SELECT version FROM schema_migrations")}
+        for version, name, migrate in MIGRATIONS:
+            if version in applied:
+                continue
+            with self.transaction():
+                migrate(self.connection)
+                self.connection.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)",
+                                        (version, name, now_iso()))
+
+    def schema_version(self) -> int:
+        row = self.connection.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
+        return row[0] or 0
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """``with store.transaction() as tx:`` commits on success, rolls back on error."""
+        with translate_errors("write", self.path):
+            self.connection.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.connection
+            except BaseException:
+                self.connection.execute("ROLLBACK")
+                raise
+            self.connection.execute("COMMIT")
+
+    def query(self, sql: str, parameters: tuple = ()) -> list[sqlite3.Row]:
+        with translate_errors("read", self.path):
+            return self.connection.execute(sql, parameters).fetchall()
+
+    # --- library files -------------------------------------------------------------
+
+    def known_files(self) -> dict[str, tuple[int, int]]:
+        """path -> (size, mtime_ns) of every library row: what an incremental scan compares."""
+        return {row["path"]: (row["size"], row["mtime_ns"])
+                for row in self.query("SELECT path, size, mtime_ns FROM files")}
+
+    def put_file(self, tx: sqlite3.Connection, path: str, size: int, mtime_ns: int,
+                 signature: Signature | None, error: str = "") -> None:
+        """Insert or replace the row of one library file (error set when undecodable)."""
+        values: tuple = (path, size, mtime_ns) + (None,) * 12
+        if signature is not None:
+            values = (path, size, mtime_ns, signature.width, signature.height,
+                      signature.format, signature.sha256, to_signed64(signature.phash),
+                      *signature.mean, *signature.rms, signature.thumb)
+        tx.execute(f"INSERT OR REPLACE INTO files ({', '.join(FILE_COLUMNS)}, error, signed_at)"
+                   f" VALUES ({', '.join('?' * len(FILE_COLUMNS))}, ?, ?)",
+                   values + (error or None, now_iso()))
+
+    def remove_files(self, tx: sqlite3.Connection, paths: list[str]) -> None:
+        tx.executemany("DELETE FROM files WHERE path = ?", [(path,) for path in paths])
+
+    def file(self, path: str) -> sqlite3.Row | None:
+        rows = self.query("SELECT * FROM files WHERE path = ?", (path,))
+        return rows[0] if rows else None
+
+    def files_with_sha256(self, sha256: str) -> list[sqlite3.Row]:
+        return self.query("SELECT * FROM files WHERE sha256 = ? ORDER BY id", (sha256,))
+
+    def thumbs(self, ids: list[int]) -> dict[int, bytes]:
+        result: dict[int, bytes] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            marks = ", ".join("?" * len(chunk))
+            for row in self.query(f"SELECT id, thumb FROM files WHERE id IN ({marks})",
+                                  tuple(chunk)):
+                result[row["id"]] = row["thumb"]
+        return result
+
+    def count_files(self) -> int:
+        return self.query("SELECT COUNT(*) FROM files WHERE error IS NULL")[0][0]
+
+    def undecodable_files(self) -> list[sqlite3.Row]:
+        return self.query("SELECT path, error FROM files WHERE error IS NOT NULL ORDER BY path")
+
+    # --- origins and per-source state ----------------------------------------------
+
+    def has_origin(self, origin_key: str) -> bool:
+        return bool(self.query("SELECT 1 FROM origins WHERE origin_key = ?", (origin_key,)))
+
+    def add_origin(self, tx: sqlite3.Connection, origin_key: str, sha256: str) -> None:
+        tx.execute("INSERT OR IGNORE INTO origins VALUES (?, ?, ?)",
+                   (origin_key, sha256, now_iso()))
+
+    def get_state(self, source: str, key: str, default: str | None = None) -> str | None:
+        rows = self.query("SELECT value FROM source_state WHERE source = ? AND key = ?",
+                          (source, key))
+        return rows[0]["value"] if rows else default
+
+    def set_state(self, tx: sqlite3.Connection, source: str, key: str, value: str) -> None:
+        tx.execute("INSERT OR REPLACE INTO source_state VALUES (?, ?, ?)", (source, key, value))
+
+    # --- decisions and overrides ---------------------------------------------------
+
+    def record_decision(self, tx: sqlite3.Connection, **columns) -> int:
+        columns.setdefault("decided_at", now_iso())
+        names = ", ".join(columns)
+        marks = ", ".join("?" * len(columns))
+        cursor = tx.execute(f"INSERT INTO decisions ({names}) VALUES ({marks})",
+                            tuple(columns.values()))
+        return cursor.lastrowid
+
+    def decisions_in(self, folder: str) -> list[sqlite3.Row]:
+        """Decisions whose file lives in ``folder`` and was not restored, newest first."""
+        return self.query("SELECT * FROM decisions WHERE folder = ? AND restored_at IS NULL "
+                          "ORDER BY decided_at DESC, id DESC", (folder,))
+
+    def mark_restored(self, tx: sqlite3.Connection, decision_id: int) -> None:
+        tx.execute("UPDATE decisions SET restored_at = ? WHERE id = ?", (now_iso(), decision_id))
+
+    def add_override(self, tx: sqlite3.Connection, sha_a: str, sha_b: str) -> None:
+        first, second = sorted((sha_a, sha_b))
+        tx.execute("INSERT OR IGNORE INTO overrides VALUES (?, ?, ?)", (first, second, now_iso()))
+
+    def overridden_partners(self, sha256: str) -> set[str]:
+        """Every sha256 a person declared is not a duplicate of ``sha256``."""
+        rows = self.query("SELECT sha_a, sha_b FROM overrides WHERE sha_a = ? OR sha_b = ?",
+                          (sha256, sha256))
+        return {row["sha_b"] if row["sha_a"] == sha256 else row["sha_a"] for row in rows}
+
+    def all_overrides(self) -> set[tuple[str, str]]:
+        return {(row["sha_a"], row["sha_b"])
+                for row in self.query("SELECT sha_a, sha_b FROM overrides")}
+
+    def counts(self) -> dict[str, int]:
+        rows = self.query("SELECT verdict, COUNT(*) AS n FROM decisions GROUP BY verdict")
+        return {row["verdict"]: row["n"] for row in rows}
+
+    # --- journal of moves in flight ------------------------------------------------
+
+    def add_journal(self, tx: sqlite3.Connection, item_id: str, plan: dict) -> None:
+        tx.execute("INSERT OR REPLACE INTO journal VALUES (?, ?, ?)",
+                   (item_id, json.dumps(plan), now_iso()))
+
+    def remove_journal(self, tx: sqlite3.Connection, item_id: str) -> None:
+        tx.execute("DELETE FROM journal WHERE item_id = ?", (item_id,))
+
+    def journal(self) -> list[tuple[str, dict]]:
+        return [(row["item_id"], json.loads(row["plan"]))
+                for row in self.query("SELECT item_id, plan FROM journal ORDER BY created_at")]
