@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Install everything the test suite needs on a fresh Debian machine, then run all of it.
+#   Debian packages: dovecot-imapd (the real IMAP server the IMAP tests start),
+#   chromium (renders the quarantine review page), systemd (systemd-analyze verify),
+#   photo wallpapers (real photographs for the accuracy tests).
+#   Python: this package with its [test] extra, editable.
+# Extra arguments go to pytest (e.g. -k imap, -x).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends \
+    dovecot-imapd chromium systemd fonts-dejavu-core \
+    mate-backgrounds >/dev/null
+
+python3 -m pip install -q --disable-pip-version-check -e '.[test]'
+exec python3 -m pytest "$@"
