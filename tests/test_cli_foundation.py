@@ -17,6 +17,11 @@ def original():
     return picture, images.jpeg(picture, exif=images.camera_exif())
 
 
+@pytest.fixture(scope="module")
+def copies(original):
+    return images.variants(*original)
+
+
 def run_json(home, *arguments):
     result = home.run(*arguments, "--json")
     assert result.returncode == 0, result.stderr
@@ -35,11 +40,11 @@ def test_run_promotes_a_new_photo_into_pictures(home, original):
                                   "downscaled_50", "downscaled_1024", "rotated_90",
                                   "rotated_180", "rotated_270", "exif_orientation", "png",
                                   "heic"])
-def test_gate_quarantines_copy(home, original, kind):
+def test_gate_quarantines_copy(home, original, copies, kind):
     picture, data = original
     home.drop("IMG_0001.jpg", data)
     run_json(home, "run")
-    copy = images.variants(picture, data)[kind]
+    copy = copies[kind]
     home.drop(f"copy-{kind}", copy)
     summary = run_json(home, "run")
     assert summary["duplicates"] == 1, home.run("quarantine", "list").stdout
