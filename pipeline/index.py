@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.signatures import Signature, to_unsigned64
+from pipeline.signatures import Signature
 
 _GROW = 1024
 
@@ -34,14 +34,25 @@ class SignatureIndex:
 
     @classmethod
     def from_store(cls, store) -> "SignatureIndex":
-        index = cls()
+        """Load every decodable library row in one query, straight into the arrays."""
         rows = store.query("SELECT id, path, sha256, phash, mean_r, mean_g, mean_b, width, "
                            "height FROM files WHERE error IS NULL ORDER BY id")
+        index = cls()
         index._reserve(len(rows))
-        for row in rows:
-            index._append(row["id"], row["path"], row["sha256"], to_unsigned64(row["phash"]),
-                          (row["mean_r"], row["mean_g"], row["mean_b"]),
-                          (row["width"], row["height"]))
+        count = len(rows)
+        if count:
+            columns = list(zip(*rows))
+            index.ids[:count] = columns[0]
+            index.hashes[:count] = np.array(columns[3], dtype=np.int64).view(np.uint64)
+            index.means[:count] = np.column_stack(columns[4:7])
+            index.sizes[:count] = np.column_stack(columns[7:9])
+            index.live[:count] = True
+            index.paths = list(columns[1])
+            index.sha256 = list(columns[2])
+            index.position_of = {path: position for position, path in enumerate(index.paths)}
+            for position, sha256 in enumerate(index.sha256):
+                index.by_sha256.setdefault(sha256, set()).add(position)
+            index.count = count
         return index
 
     def _reserve(self, extra: int) -> None:
