@@ -216,3 +216,20 @@ def test_python_dash_m_and_console_script_agree(home):
     result = subprocess.run([sys.executable, "-m", "pipeline", "--version"],
                             capture_output=True, text=True, env=home.env)
     assert result.stdout.startswith("frame-ingest ")
+
+
+def test_gate_dry_run_moves_nothing(home, original):
+    home.drop("IMG_0001.jpg", original[1])
+    home.run("fetch", check=True)
+    result = home.run("gate", "--dry-run")
+    assert result.returncode == 0 and "would promote IMG_0001.jpg" in result.stderr
+    assert home.files(home.pictures) == []
+    assert len(home.files(home.state_dir / "staging")) == 2  # data + meta.json, untouched
+    home.run("gate", check=True)
+    assert home.files(home.pictures) == ["IMG_0001.jpg"]
+
+
+def test_check_reports_the_drop_folder(home):
+    result = home.run("check")
+    assert result.returncode == 0
+    assert result.stdout.startswith("folder: OK: drop folder") and home.inbox.is_dir()
