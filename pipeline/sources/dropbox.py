@@ -146,6 +146,9 @@ class DropboxSource:
         provenance = self._provenance(entry)
         if context.already_taken(provenance):
             return TAKEN
+        if entry.is_downloadable is False:     # a Google Doc, a Paper doc: no bytes to take
+            log.info("dropbox: skipped %s: not a downloadable file", entry.path_display)
+            return SKIPPED
         if entry.size > self.max_bytes:
             log.info("dropbox: skipped %s: %.1f MB is over max_file_mb = %g",
                      entry.path_display, entry.size / 1048576, self.settings.max_file_mb)
@@ -162,7 +165,10 @@ class DropboxSource:
                 log.info("dropbox: %s vanished before it could be downloaded",
                          entry.path_display)
                 return GONE
-            raise PermanentSourceError(f"download refused: {exc.error}", SOURCE) from exc
+            # restricted or unsupported content: asking again will not help
+            log.warning("dropbox: skipped %s: Dropbox refuses the download (%s)",
+                        entry.path_display, exc.error)
+            return SKIPPED
         with response:
             chunks = response.iter_content(CHUNK)
             first = next(chunks, b"")
@@ -288,7 +294,8 @@ class Listing:
                                        SOURCE) from exc
 
     def _list_folder(self):
-        return self.connection.client.files_list_folder(self.folder, recursive=self.recursive)
+        return self.connection.client.files_list_folder(
+            self.folder, recursive=self.recursive, include_non_downloadable_files=False)
 
     def _continue(self, cursor: str):
         page = self.connection.call("continue the listing", self._list_continue, cursor)
