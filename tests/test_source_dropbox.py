@@ -11,7 +11,6 @@ the output.
 from __future__ import annotations
 
 import itertools
-import os
 import random
 import signal
 import stat
