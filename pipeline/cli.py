@@ -70,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="library, staging and quarantine counts")
     status.add_argument("--json", action="store_true")
     commands.add_parser("check", help="check that every enabled source can be reached")
+    commands.add_parser("dropbox-auth", help="link frame-ingest to a Dropbox account "
+                        "(prints an address, asks for the code, saves a refresh token)")
     quarantine = commands.add_parser("quarantine", help="list or restore quarantined files")
     actions = quarantine.add_subparsers(dest="action", required=True, metavar="ACTION")
     listing = actions.add_parser("list", help="quarantined files and what they duplicate")
@@ -195,6 +197,12 @@ def command_check(config: Config, arguments) -> int:
     return EXIT_FAILED if failures else EXIT_OK
 
 
+def command_dropbox_auth(config: Config, arguments) -> int:
+    from pipeline.sources.dropbox_auth import authorize
+    authorize(config.dropbox, config.library.state_dir)
+    return EXIT_OK
+
+
 def command_quarantine(config: Config, arguments) -> int:
     from pipeline import quarantine
     if arguments.action == "list":
@@ -215,4 +223,4 @@ def command_quarantine(config: Config, arguments) -> int:
 
 COMMANDS = {"run": command_run, "fetch": command_fetch, "gate": command_gate,
             "status": command_status, "check": command_check,
-            "quarantine": command_quarantine}
+            "quarantine": command_quarantine, "dropbox-auth": command_dropbox_auth}

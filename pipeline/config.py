@@ -69,6 +69,24 @@ class FolderSourceConfig:
 
 
 @dataclass(frozen=True)
+class DropboxSourceConfig:
+    """A shared Dropbox folder (see docs/dropbox.md). Paths in Dropbox start with "/"."""
+    enabled: bool = setting(False, "bool")
+    app_key: str = setting("", "str")
+    # "" = <state_dir>/dropbox-refresh-token, where `frame-ingest dropbox-auth` writes it
+    refresh_token_file: str = setting("", "str")
+    refresh_token_env: str = setting("", "str")     # name of an env var holding the token
+    folder: str = setting("/Family Photos", "str")
+    recursive: bool = setting(True, "bool")
+    after_ingest: str = setting("keep", "str", choices=("keep", "move", "delete"))
+    move_to: str = setting("/Family Photos/On the frame", "str")
+    max_file_mb: float = setting(100.0, "float", minimum=0.001, maximum=10000.0)
+    ca_file: str = setting("", "str")               # "" = REQUESTS_CA_BUNDLE or the SDK's own
+    timeout_seconds: float = setting(60.0, "float", minimum=1.0, maximum=3600.0)
+    retries: int = setting(4, "int", minimum=0, maximum=20)
+
+
+@dataclass(frozen=True)
 class ResweepConfig:
     exclude: list = setting([], "strlist")
     workers: int = setting(0, "int", minimum=0, maximum=256)
@@ -80,6 +98,7 @@ SECTIONS: list[tuple[str, str, type]] = [
     ("dedupe", "dedupe", DedupeConfig),
     ("gate", "gate", GateConfig),
     ("sources.folder", "folder", FolderSourceConfig),
+    ("sources.dropbox", "dropbox", DropboxSourceConfig),
     ("resweep", "resweep", ResweepConfig),
 ]
 
@@ -91,6 +110,7 @@ class Config:
     gate: GateConfig
     folder: FolderSourceConfig
     resweep: ResweepConfig
+    dropbox: DropboxSourceConfig
     path: Path | None = None  # the file it came from, None for built-in defaults
 
     @property

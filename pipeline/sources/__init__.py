@@ -12,12 +12,17 @@ def enabled_sources(config: Config, only: str | None = None) -> list:
     """The sources switched on in ``config`` (or just ``only``), in a fixed order."""
     from pipeline.sources.folder import FolderSource
 
+    def dropbox_source():
+        from pipeline.sources.dropbox import DropboxSource  # imports the SDK only when used
+        return DropboxSource(config.dropbox, config.library.state_dir)
+
     candidates = [
         ("folder", config.folder.enabled, lambda: FolderSource(config.folder)),
+        ("dropbox", config.dropbox.enabled, dropbox_source),
     ]
     return [build() for name, enabled, build in candidates
             if (enabled and only is None) or name == only]
 
 
 def source_names() -> list[str]:
-    return ["folder"]
+    return ["folder", "dropbox"]

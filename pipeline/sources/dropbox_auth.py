@@ -1,0 +1,71 @@
+"""`frame-ingest dropbox-auth`: link the frame to a Dropbox account, once.
+
+The OAuth 2 "no redirect" flow with PKCE and offline access: the frame holds no app
+secret (anyone with shell access to it could read one); it prints an address, a person
+opens it on any device, allows the app and pastes back the code; the frame trades the code
+for a refresh token, proves the token works with one API call, and only then writes it
+(mode 0600, atomically) so that a failed attempt never replaces a working token. Access
+tokens are short-lived and renewed by the SDK from the refresh token on every run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import requests
+from dropbox import DropboxOAuth2FlowNoRedirect
+
+from pipeline.config import DropboxSourceConfig
+from pipeline.errors import PermanentSourceError
+from pipeline.sources.dropbox_connection import (REAUTHORIZE, SOURCE, Connection,
+                                                 http_session, require_app_key, token_file,
+                                                 translated, write_secret_file)
+
+
+def authorize(settings: DropboxSourceConfig, state_dir: Path,
+              ask: Callable[[str], str] = input, say: Callable[[str], None] = print) -> Path:
+    """Run the flow with a person at ``ask``/``say``; return where the token was written."""
+    flow = DropboxOAuth2FlowNoRedirect(require_app_key(settings), use_pkce=True,
+                                       token_access_type="offline",
+                                       timeout=settings.timeout_seconds)
+    flow.requests_session = http_session(settings)  # the flow's own session ignores ca_file
+    say("1. Open this address in a browser and sign in to the Dropbox account that holds "
+        "the shared folder:")
+    say(flow.start())
+    say('2. Click "Allow", copy the code Dropbox shows and paste it here.')
+    try:
+        code = ask("Code: ").strip()
+    except EOFError:
+        code = ""
+    if not code:
+        raise PermanentSourceError("no code entered; nothing was changed", SOURCE)
+    refresh_token = _finish(flow, code)
+    connection = Connection(settings, state_dir, refresh_token=refresh_token)
+    account = connection.call("verify the new token", connection.client.users_get_current_account)
+    path = token_file(settings, state_dir)
+    try:
+        write_secret_file(path, refresh_token)
+    except OSError as exc:
+        raise PermanentSourceError(f"cannot write {path}: {exc.strerror}", SOURCE) from exc
+    say(f"Linked to the Dropbox account of {account.email}; refresh token written to {path} "
+        f"(readable by you only).")
+    if settings.refresh_token_env:
+        say(f"Note: ${settings.refresh_token_env} wins over this file whenever it is set.")
+    return path
+
+
+def _finish(flow: DropboxOAuth2FlowNoRedirect, code: str) -> str:
+    """Trade the pasted code for a refresh token."""
+    try:
+        with translated("exchange the code"):
+            result = flow.finish(code)
+    except requests.exceptions.HTTPError as exc:
+        status = exc.response.status_code if exc.response is not None else "?"
+        raise PermanentSourceError(f"Dropbox did not accept the code (HTTP {status}): it may be "
+                                   f"mistyped, used already or expired; {REAUTHORIZE} again",
+                                   SOURCE) from exc
+    if not result.refresh_token:
+        raise PermanentSourceError("Dropbox returned no refresh token (offline access was "
+                                   "not granted)", SOURCE)
+    return result.refresh_token

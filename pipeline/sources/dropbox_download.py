@@ -1,0 +1,94 @@
+"""One Dropbox download, streamed into staging and checked against Dropbox's content_hash.
+
+Why a reader object: ``Staging.stage`` copies a stream chunk by chunk into its temp
+directory and renames it into place only when the copy is complete. ``VerifiedDownload``
+hands it the response body chunk by chunk while computing the content_hash (SHA-256 over
+4 MiB blocks, ``dropbox.content_hash.DropboxContentHasher``), and at the end of the body
+raises ``ContentMismatch`` if the hash (or the length) is not what Dropbox promised, so
+``stage`` removes its temp directory and nothing half-verified ever counts as staged.
+Memory stays at about one chunk whatever the file size.
+
+Which files are taken: the decision is made on the bytes, not the name, but only on the
+first bytes: the signature (magic number) of a format the gate can decode. A video or a
+PDF therefore costs one chunk of download, not its whole size; an image that is corrupt
+after a valid signature is staged and the gate rejects it with a reason.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from dropbox.content_hash import DropboxContentHasher
+
+from pipeline.errors import TransientSourceError
+
+CHUNK = 1024 * 1024
+SNIFF_BYTES = 16
+
+# ISO base media ("ftyp") brands of HEIF/HEIC/AVIF still images (pillow-heif reads them).
+HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1",
+               b"avif", b"avis"}
+
+
+def sniff_image_format(prefix: bytes) -> str | None:
+    """The image format the first bytes announce (JPEG, PNG, ...), or None."""
+    if prefix.startswith(b"\xff\xd8\xff"):
+        return "JPEG"
+    if prefix.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "PNG"
+    if prefix[:6] in (b"GIF87a", b"GIF89a"):
+        return "GIF"
+    if prefix[:4] == b"RIFF" and prefix[8:12] == b"WEBP":
+        return "WEBP"
+    if prefix[:4] in (b"II*\x00", b"MM\x00*"):
+        return "TIFF"
+    if prefix[:2] == b"BM" and len(prefix) >= 14:
+        return "BMP"
+    if prefix[4:8] == b"ftyp" and prefix[8:12] in HEIF_BRANDS:
+        return "HEIF"
+    return None
+
+
+class ContentMismatch(TransientSourceError):
+    """Raised at the end of a download whose bytes do not match Dropbox's content_hash
+    (or its size): the bytes were damaged on the way, so the download is retried."""
+
+
+class VerifiedDownload:
+    """A read()-able view of a streamed download that verifies it when it ends."""
+
+    def __init__(self, first: bytes, rest: Iterator[bytes], *, name: str,
+                 expected_hash: str, expected_size: int):
+        self.name = name
+        self.expected_hash = expected_hash
+        self.expected_size = expected_size
+        self.hasher = DropboxContentHasher()
+        self.size = 0
+        self.rest = rest
+        self.pending = memoryview(b"")
+        self._accept(first)
+
+    def _accept(self, chunk: bytes) -> None:
+        self.hasher.update(chunk)
+        self.size += len(chunk)
+        self.pending = memoryview(chunk)
+
+    def read(self, size: int = -1) -> bytes:
+        """Up to ``size`` bytes (``-1``: the next chunk); b"" only after the hash checked out."""
+        while not self.pending:
+            chunk = next(self.rest, None)
+            if chunk is None:
+                self._verify()
+                return b""
+            self._accept(chunk)
+        count = len(self.pending) if size is None or size < 0 else size
+        piece, self.pending = self.pending[:count], self.pending[count:]
+        return bytes(piece)
+
+    def _verify(self) -> None:
+        if self.size != self.expected_size:
+            raise ContentMismatch(f"download of {self.name} ended after {self.size} of "
+                                  f"{self.expected_size} bytes", "dropbox")
+        if self.hasher.hexdigest() != self.expected_hash:
+            raise ContentMismatch(f"download of {self.name} does not match Dropbox's "
+                                  f"content_hash (damaged on the way)", "dropbox")
