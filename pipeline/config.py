@@ -47,9 +47,10 @@ class DedupeConfig:
     keep: str = setting("best", "str", choices=("best", "first"))
     rms_threshold: float = setting(0.01, "float", minimum=0.0, maximum=255.0)
     # "similar": perceptual-hash prefilter, then the confirm test on the thumbnails.
-    hash_distance: int = setting(14, "int", minimum=0, maximum=32)
-    thumb_rms: float = setting(0.03, "float", minimum=0.0, maximum=1.0)
-    mean_delta: float = setting(0.012, "float", minimum=0.0, maximum=1.0)
+    hash_distance: int = setting(8, "int", minimum=0, maximum=32)
+    thumb_rms: float = setting(0.0065, "float", minimum=0.0, maximum=1.0)
+    luma_delta: float = setting(0.004, "float", minimum=0.0, maximum=1.0)
+    mean_delta: float = setting(0.015, "float", minimum=0.0, maximum=1.0)
     # keep = "best": the newcomer displaces the library copy only with this many times the pixels.
     best_pixel_ratio: float = setting(1.2, "float", minimum=1.0, maximum=100.0)
 
