@@ -11,13 +11,15 @@ from pipeline.config import Config
 def enabled_sources(config: Config, only: str | None = None) -> list:
     """The sources switched on in ``config`` (or just ``only``), in a fixed order."""
     from pipeline.sources.folder import FolderSource
+    from pipeline.sources.imap import ImapSource
 
     candidates = [
         ("folder", config.folder.enabled, lambda: FolderSource(config.folder)),
+        ("imap", config.imap.enabled, lambda: ImapSource(config.imap)),
     ]
     return [build() for name, enabled, build in candidates
             if (enabled and only is None) or name == only]
 
 
 def source_names() -> list[str]:
-    return ["folder"]
+    return ["folder", "imap"]
