@@ -44,7 +44,7 @@ def test_message_without_message_id_is_keyed_by_a_hash_of_its_bytes():
 
 
 def test_oversized_part_is_skipped_and_smaller_ones_kept():
-    big, small = mails.picture(7, (1600, 1200)), mails.picture(8)
+    big, small = mails.picture(7, (960, 640)), mails.picture(8)
     raw = mails.with_images([("big.jpg", big), ("small.jpg", small)])
     contents = mail.extract(raw, max_bytes=len(small) + 1)
     assert [image.filename for image in contents.images] == ["small.jpg"]

@@ -85,11 +85,11 @@ def test_unknown_and_spoofed_senders_are_refused_once_and_filed_unread(home, ser
 
 
 def test_oversized_attachment_is_skipped_with_a_line_and_the_rest_taken(home, server):
-    big, small = mails.picture(30, (2400, 1600)), mails.picture(31)
-    assert len(big) > 100_000 > len(small)
+    big, small = mails.picture(30, (1200, 800)), mails.picture(31)
+    assert len(big) > 40_000 > len(small)
     server.append(USER, "big", mails.with_images([("huge.jpg", big), ("ok.jpg", small)]),
                   create=True)
-    config = write_config(home, server, "big", max_attachment_mb=0.1)
+    config = write_config(home, server, "big", max_attachment_mb=0.04)
     summary, log = run_json(home, config)
     assert home.files(home.pictures) == ["ok.jpg"] and summary["fetched"] == 1
     assert len(re.findall(r"huge\.jpg: .* max_attachment_mb", log)) == 1
