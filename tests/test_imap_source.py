@@ -193,3 +193,14 @@ def test_unsafe_or_incomplete_settings_are_refused_before_connecting(home, serve
     assert result.returncode == 2
     assert 'security: "none" would send the password in clear text' in result.stderr
     assert "allowed_senders: empty" in result.stderr
+
+
+def test_message_larger_than_max_message_mb_is_not_fetched_and_left_unread(home, server):
+    uid = server.append(USER, "huge", mails.with_images([("h.jpg", mails.picture(32, (960, 640)))]),
+                        create=True)
+    config = write_config(home, server, "huge", max_message_mb=0.02)
+    summary, log = run_json(home, config)
+    assert summary["fetched"] == 0 and "more than max_message_mb" in log
+    assert server.uids(USER, "huge") == [uid] and server.flags(USER, "huge", uid) == set()
+    _, log = run_json(home, config)
+    assert "max_message_mb" not in log  # said once, then the UID is passed

@@ -34,7 +34,8 @@ from tenacity import (Retrying, retry_if_exception_type, stop_after_attempt,
                       wait_exponential_jitter)
 
 from pipeline.config import ImapSourceConfig, expand_path
-from pipeline.errors import ConfigError, PermanentSourceError, TransientSourceError
+from pipeline.errors import (ConfigError, PermanentSourceError, SourceError,
+                             TransientSourceError)
 from pipeline.items import Provenance
 from pipeline.sources import mail
 from pipeline.sources.base import FetchContext, FetchResult
@@ -44,6 +45,9 @@ from pipeline.staging import TooLarge
 
 log = logging.getLogger("frame-ingest")
 SECTION = "[sources.imap]"
+# What became of a message: acknowledged (TAKEN: \Seen + moved; REFUSED: moved, left
+# unread) or not touched (LEFT: for a person to look at; GONE: deleted meanwhile).
+TAKEN, REFUSED, LEFT, GONE = "taken", "refused", "left", "gone"
 
 
 @dataclass
@@ -65,6 +69,7 @@ class ImapSource:
         self.rules = SenderRules(tuple(settings.allowed_senders), settings.allow_any_sender,
                                  settings.require_authenticated_sender, settings.authserv_id)
         self.max_bytes = int(settings.max_attachment_mb * 1_000_000)
+        self.max_message_bytes = int(settings.max_message_mb * 1_000_000)
 
     # --- connecting ------------------------------------------------------------------
 
@@ -123,17 +128,45 @@ class ImapSource:
             log.info("imap: %s: %d message(s) left for the next run (max_messages_per_run)",
                      folder, len(uids) - max(budget, 0))
         for uid in uids[:max(budget, 0)]:
-            raw = session.fetch_message(uid)
-            accepted = raw is not None and self.take_message(uid, raw, context, result)
-            if raw is not None:
-                session.acknowledge(uid, seen=self.settings.mark_seen and accepted,
+            outcome = self.process_message(session, uid, context, result)
+            if outcome in (TAKEN, REFUSED):
+                session.acknowledge(uid, seen=self.settings.mark_seen and outcome == TAKEN,
                                     target=target)
             self.remember_uid(context.store, folder, info.uidvalidity, uid)
             progress.messages += 1
 
+    def process_message(self, session: Session, uid: int, context: FetchContext,
+                        result: FetchResult) -> str:
+        """Fetch one message and stage its images; say what became of it.
+
+        A message too large to hold in memory, or one that cannot be read at all, is left
+        where it is, unacknowledged, for a person to look at (its UID is still passed).
+        """
+        size = session.message_size(uid)
+        if size is None:
+            return GONE
+        if size > self.max_message_bytes:
+            log.warning("imap: message %d: %.1f MB is more than max_message_mb (%g); left in "
+                        "%s unread", uid, size / 1e6, self.settings.max_message_mb,
+                        self.settings.folder)
+            result.skipped += 1
+            return LEFT
+        raw = session.fetch_message(uid)
+        if raw is None:
+            return GONE
+        try:
+            return self.take_message(uid, raw, context, result)
+        except SourceError:
+            raise
+        except Exception as exc:  # hostile mail may trip the parser anywhere: skip, not stop
+            log.error("imap: message %d cannot be read (%s: %s); left in %s", uid,
+                      type(exc).__name__, exc, self.settings.folder)
+            result.skipped += 1
+            return LEFT
+
     def take_message(self, uid: int, raw: bytes, context: FetchContext,
-                     result: FetchResult) -> bool:
-        """Stage every image of an accepted message; False when the sender is refused."""
+                     result: FetchResult) -> str:
+        """Stage every image of an accepted message; REFUSED when the sender is not."""
         contents = mail.extract(raw, min_side=self.settings.min_image_side,
                                 max_bytes=self.max_bytes)
         label = f"message {uid} from {contents.sender or '?'}"
@@ -141,7 +174,7 @@ class ImapSource:
         if reason:
             log.warning("imap: %s refused: %s; nothing taken", label, reason)
             result.skipped += 1
-            return False
+            return REFUSED
         for skip in contents.skipped:
             log.info("imap: %s: skipped %s", label, skip)
         result.skipped += len(contents.skipped)
@@ -152,7 +185,7 @@ class ImapSource:
             self.stage(context, provenance, image, result)
         if not contents.images:
             log.info("imap: %s (%s) holds no image", label, contents.subject or "no subject")
-        return True
+        return TAKEN
 
     def stage(self, context: FetchContext, provenance: Provenance, image: mail.ImagePart,
               result: FetchResult) -> None:

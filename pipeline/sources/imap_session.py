@@ -150,6 +150,13 @@ class Session:
             found = self.client.search(["UID", f"{last_uid + 1}:*"])
         return sorted(uid for uid in found if uid > last_uid)
 
+    def message_size(self, uid: int) -> int | None:
+        """The message's size in bytes as the server stores it; None if it is gone."""
+        with self.calls(f"read the size of message {uid}"):
+            response = self.client.fetch([uid], ["RFC822.SIZE"])
+        size = response.get(uid, {}).get(b"RFC822.SIZE")
+        return int(size) if size is not None else None
+
     def fetch_message(self, uid: int) -> bytes | None:
         """The raw message, read with BODY.PEEK so flags stay as they were; None if gone."""
         with self.calls(f"fetch message {uid}"):
