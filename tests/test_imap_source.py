@@ -59,6 +59,10 @@ def test_ten_images_in_one_message_and_provenance_in_status(home, server):
     assert summary["duplicates"] == 1
     listing = home.run("--config", config, "quarantine", "list").stdout
     assert f"imap from {mails.FAMILY}" in listing and '"Again"' in listing
+    assert "sent 2026-11-20T10:30:00+00:00 <" in listing
+    recent = json.loads(home.run("--config", config, "status", "--json").stdout)["recent"]
+    assert recent[0]["message_id"].endswith("@family.example")
+    assert recent[0]["received"] == "2026-11-20T10:30:00+00:00"
 
 
 def test_unknown_and_spoofed_senders_are_refused_once_and_filed_unread(home, server):
