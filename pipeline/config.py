@@ -86,7 +86,7 @@ class ImapSourceConfig:
     require_authenticated_sender: bool = setting(False, "bool")
     authserv_id: str = setting("", "str")         # "" = trust the topmost header's writer
     max_attachment_mb: float = setting(50.0, "float", minimum=0.0, maximum=10000.0)
-    max_message_mb: float = setting(150.0, "float", minimum=0.0, maximum=100000.0)
+    max_message_mb: float = setting(60.0, "float", minimum=0.0, maximum=100000.0)
     max_messages_per_run: int = setting(200, "int", minimum=1, maximum=1_000_000)
     min_image_side: int = setting(200, "int", minimum=0, maximum=100_000)
     ca_file: str = setting("", "str")             # "" = the system's CA bundle

@@ -113,11 +113,13 @@ def _watch_mailbox(config: Config, run_cycle: Callable[[], None], stopper: Stopp
 def _idle_loop(session, idle_seconds: float, run_cycle: Callable[[], None],
                stopper: Stopper) -> None:
     """Cycle, then IDLE until new mail or ``idle_seconds``; repeat until stopped."""
+    announce = log.info  # once per connection; later waits only at debug level (quiet Pi)
     while not stopper.stopped:
         run_cycle()
         if stopper.stopped:
             return
-        log.info("watch: waiting for new mail")
+        announce("watch: waiting for new mail")
+        announce = log.debug
         deadline = time.monotonic() + idle_seconds
         while (remaining := deadline - time.monotonic()) > 0:
             with stopper.waiting():

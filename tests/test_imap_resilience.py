@@ -103,7 +103,7 @@ def test_server_restart_mid_run_is_retried_and_resumed(home, server, messages):
     assert_all_taken_once(home, server, "restarted")
 
 
-def test_watch_takes_a_newly_arrived_photo_and_stops_cleanly_on_sigterm(home, server):
+def test_watch_takes_new_photos_survives_a_restart_and_stops_cleanly_on_sigterm(home, server):
     server.create_folder(USER, "watched")
     config = write_config(home, server, "watched", idle_seconds=600.0)
     log_path = home.path / "watch.log"
@@ -115,6 +115,12 @@ def test_watch_takes_a_newly_arrived_photo_and_stops_cleanly_on_sigterm(home, se
         wait_for(lambda: home.files(home.pictures) == ["new.jpg"] or process.poll() is not None,
                  "the photo to reach Pictures", timeout=60)
         assert process.poll() is None, read_text(log_path)
+        server.restart()  # the watching connection drops: watch reconnects
+        wait_for(lambda: read_text(log_path).count("waiting for new mail") >= 2
+                 or process.poll() is not None, "watch to reconnect")
+        server.append(USER, "watched", mails.with_images([("after.jpg", mails.picture(402))]))
+        wait_for(lambda: len(home.files(home.pictures)) == 2 or process.poll() is not None,
+                 "the second photo to reach Pictures", timeout=60)
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0, read_text(log_path)
     finally:
@@ -122,7 +128,8 @@ def test_watch_takes_a_newly_arrived_photo_and_stops_cleanly_on_sigterm(home, se
             process.kill()
             process.wait()
     log = read_text(log_path)
-    assert "new mail" in log and "watch: stopped" in log
+    assert "new mail" in log and "reconnecting" in log and "watch: stopped" in log
+    assert home.files(home.pictures) == ["after.jpg", "new.jpg"]
     assert "Traceback" not in log
 
 

@@ -58,6 +58,9 @@ def translate_errors(action: str, endpoint: Endpoint) -> Iterator[None]:
         raise TransientSourceError(f"{where}: connection lost while trying to {action}: "
                                    f"{exc}", SOURCE) from exc
     except IMAPClientError as exc:
+        if "BYE" in str(exc):  # the server is closing the connection (shutdown, autologout)
+            raise TransientSourceError(f"{where}: server closed the connection while trying "
+                                       f"to {action}", SOURCE) from exc
         raise PermanentSourceError(f"{where}: server refused to {action}: {exc}",
                                    SOURCE) from None
     except ssl.SSLCertVerificationError as exc:
