@@ -208,3 +208,21 @@ def test_message_larger_than_max_message_mb_is_not_fetched_and_left_unread(home,
     assert server.uids(USER, "huge") == [uid] and server.flags(USER, "huge", uid) == set()
     _, log = run_json(home, config)
     assert "max_message_mb" not in log  # said once, then the UID is passed
+
+
+def test_message_with_only_a_logo_stages_nothing_and_is_filed(home, server):
+    letter = mails.message(subject="Just my signature")
+    letter.add_attachment(mails.logo(), maintype="image", subtype="png", filename="logo.png")
+    server.append(USER, "logo", letter.as_bytes(), create=True)
+    config = write_config(home, server, "logo", password_file="",
+                          password_env="FRAME_INGEST_IMAP_PASSWORD")
+    result = home.run("--config", config, "run", "--json",
+                      extra_env={"FRAME_INGEST_IMAP_PASSWORD": PASSWORD})
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["fetched"] == 0 and home.files(home.pictures) == []
+    assert "logo.png: 64x64 is smaller than min_image_side" in result.stderr
+    assert "holds no image" in result.stderr
+    assert server.uids(USER, "logo") == [] and len(server.uids(USER, "processed.logo")) == 1
+    missing = home.run("--config", config, "run")
+    assert missing.returncode == 1
+    assert "FRAME_INGEST_IMAP_PASSWORD (password_env) is not set" in missing.stderr
