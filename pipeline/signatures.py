@@ -19,13 +19,14 @@ from __future__ import annotations
 import functools
 import hashlib
 import io
+import math
 import struct
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, ImageStat, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 THUMB = 32                 # side of the normalised thumbnail (pixels)
 DRAFT_SIZE = (128, 128)    # ask libjpeg for the smallest DCT scale that keeps this many pixels
@@ -82,14 +83,32 @@ def sign_bytes(data: bytes, max_pixels: int = 100_000_000) -> Signature:
     """Sign an encoded image held in memory."""
     digest = hashlib.sha256(data).hexdigest()
     image, image_format, width, height = decode_reduced(data, max_pixels)
-    stats = ImageStat.Stat(image)
+    mean, rms = band_statistics(image)
     thumb = make_thumb(image, (width, height))
     return Signature(
         sha256=digest, size=len(data), format=image_format, width=width, height=height,
-        mean=tuple(round(value, 4) for value in stats.mean[:3]),
-        rms=tuple(round(value, 4) for value in stats.rms[:3]),
-        phash=phash(thumb), thumb=thumb.tobytes(),
+        mean=mean, rms=rms, phash=phash(thumb), thumb=thumb.tobytes(),
     )
+
+
+_LEVELS = np.arange(256, dtype=np.int64)
+
+
+def band_statistics(image: Image.Image) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-band mean and root-mean-square (0..255) of an RGB image, rounded to 4 places.
+
+    The same figures as ``ImageStat.Stat`` (sums over the C histogram, exact in integers)
+    without its Python loops over 768 histogram bins, which cost more than the rest of
+    the statistics on a 240x150 draft decode.
+    """
+    histogram = np.asarray(image.histogram(), dtype=np.int64).reshape(-1, 256)[:3]
+    count = histogram.sum(axis=1)
+    total = histogram @ _LEVELS
+    squares = histogram @ (_LEVELS * _LEVELS)
+    mean = tuple(round(float(value) / int(pixels), 4) for value, pixels in zip(total, count))
+    rms = tuple(round(math.sqrt(float(value) / int(pixels)), 4)
+                for value, pixels in zip(squares, count))
+    return mean, rms
 
 
 def decode_reduced(data: bytes, max_pixels: int) -> tuple[Image.Image, str, int, int]:
@@ -107,7 +126,7 @@ def decode_reduced(data: bytes, max_pixels: int) -> tuple[Image.Image, str, int,
                 raise NotAnImage(f"decompression bomb: {width}x{height} pixels is more than "
                                  f"the limit of {max_pixels}")
             image.draft("RGB", DRAFT_SIZE)
-            image = ImageOps.exif_transpose(image) or image
+            ImageOps.exif_transpose(image, in_place=True)  # no copy when already upright
             if _orientation_swaps(image, width, height):
                 width, height = height, width
             image = to_rgb(image)
