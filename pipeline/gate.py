@@ -57,14 +57,12 @@ def pair_distances(method: str, settings: DedupeConfig, first: PairSide, second:
     ``similar``: same aspect, band means within ``mean_delta`` and thumbnail RMS
     difference <= ``thumb_rms`` (0..1). Exact byte copies are matched before this.
     """
-    mean_gap = np.abs(np.asarray(first.means, np.float32) - np.asarray(second.means, np.float32))
     if method == "rms":
-        distance = mean_gap.max(axis=1)
+        distance = _mean_gap(first, second).max(axis=1)
         return np.where(distance < settings.rms_threshold, distance, np.inf)
     if method != "similar":
         return np.full(len(rotation), np.inf)
-    plausible = _same_aspect(first.sizes, second.sizes, rotation) & \
-        np.all(mean_gap / 255.0 <= settings.mean_delta, axis=1)
+    plausible = plausible_pairs(settings, first, second, rotation)
     distance = np.full(len(rotation), np.inf)
     for quarter in range(4):
         chosen = np.flatnonzero(plausible & (rotation == quarter))
@@ -75,6 +73,18 @@ def pair_distances(method: str, settings: DedupeConfig, first: PairSide, second:
         rms = np.sqrt(np.mean(difference * difference, axis=(1, 2))) / 255.0
         distance[chosen] = np.where(rms <= settings.thumb_rms, rms, np.inf)
     return distance
+
+
+def plausible_pairs(settings: DedupeConfig, first: PairSide, second: PairSide,
+                    rotation: np.ndarray) -> np.ndarray:
+    """The cheap half of the ``similar`` test (aspect, band means): needs no thumbnails, so
+    the resweep can drop most candidates before it reads any thumbnail from the store."""
+    return _same_aspect(first.sizes, second.sizes, rotation) & \
+        np.all(_mean_gap(first, second) / 255.0 <= settings.mean_delta, axis=1)
+
+
+def _mean_gap(first: PairSide, second: PairSide) -> np.ndarray:
+    return np.abs(np.asarray(first.means, np.float32) - np.asarray(second.means, np.float32))
 
 
 def _same_aspect(first_sizes, second_sizes, rotation) -> np.ndarray:
