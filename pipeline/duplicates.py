@@ -158,7 +158,7 @@ def hash_candidates(library: Library, turned: np.ndarray, bound: int):
             for mask in masks:
                 found.append(_lookup(table, order, query ^ mask, turned[:, quarter],
                                      library.hashes, bound, quarter))
-    return _unique_triples(found, len(library))
+    return _unique_triples(found, len(library.hashes))
 
 
 def _lookup(table, order, query, full_query, stored, bound, quarter):
