@@ -25,9 +25,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pipeline.config import parse_config  # noqa: E402
-from pipeline.duplicates import find_groups, load_library, phash_many  # noqa: E402
+from pipeline.duplicates import find_groups, load_library  # noqa: E402
 from pipeline.resweep import resweep  # noqa: E402
-from pipeline.signatures import Signature  # noqa: E402
+from pipeline.signatures import Signature, phash_many  # noqa: E402
 from pipeline.store import Store  # noqa: E402
 from tests import images  # noqa: E402
 

@@ -27,7 +27,7 @@ import numpy as np
 
 from pipeline.config import DedupeConfig
 from pipeline.gate import PairSide, pair_distances, plausible_pairs
-from pipeline.signatures import _BIT_WEIGHTS, _DCT, HASH_SIDE, THUMB, to_unsigned64
+from pipeline.signatures import THUMB, phash_many, to_unsigned64
 
 CHUNK_BITS = 16
 CONFIRM_BATCH = 4096        # candidate pairs confirmed at once (two thumbnails each: 8 MB)
@@ -52,8 +52,9 @@ class Library:
 
 @dataclass
 class Group:
-    keeper: int                                     # position of the file that stays
-    members: list[tuple[int, str, float]] = field(default_factory=list)  # position, method, distance
+    keeper: int                 # position of the file that stays
+    # (position, method, distance) of each file that matched the keeper directly
+    members: list[tuple[int, str, float]] = field(default_factory=list)
 
 
 def load_library(store) -> Library:
@@ -113,15 +114,6 @@ def _offsets(counts: np.ndarray) -> np.ndarray:
     total = int(counts.sum())
     starts = np.cumsum(counts) - counts
     return np.arange(total, dtype=np.int64) - np.repeat(starts, counts)
-
-
-def phash_many(thumbs: np.ndarray) -> np.ndarray:
-    """``signatures.phash`` for a stack of thumbnails at once (uint64 array)."""
-    coefficients = _DCT @ thumbs.astype(np.float64) @ _DCT.T
-    low = coefficients[:, :HASH_SIDE, :HASH_SIDE].reshape(len(thumbs), -1)
-    median = np.median(low[:, 1:], axis=1, keepdims=True)
-    bits = (low > median).astype(np.uint64)
-    return (bits * _BIT_WEIGHTS).sum(axis=1, dtype=np.uint64)
 
 
 def rotated_hashes(store, library: Library) -> np.ndarray:

@@ -13,6 +13,7 @@ from PIL import Image
 
 from pipeline.duplicates import hash_candidates, Library
 from pipeline.locking import instance_lock
+from pipeline.signatures import phash, phash_many
 from pipeline.store import Store
 from tests import images
 
@@ -187,3 +188,8 @@ def test_hash_index_finds_exactly_the_pairs_a_brute_force_finds():
     distances = np.bitwise_count(hashes[:, None] ^ hashes[None, :])
     expected = {(a, b) for a, b in zip(*np.nonzero(distances <= 7)) if a != b}
     assert found == expected and len(expected) >= 400
+
+
+def test_batch_hash_equals_the_hash_of_each_thumbnail():
+    thumbs = np.random.default_rng(8).integers(0, 256, (40, 32, 32), dtype=np.uint8)
+    assert phash_many(thumbs).tolist() == [phash(thumb) for thumb in thumbs]
