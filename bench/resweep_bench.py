@@ -1,6 +1,7 @@
 """What a resweep costs: prints time and peak memory for generated libraries.
 
     python3 bench/resweep_bench.py photos 1000       # real JPEGs (tests/images.py photos)
+    python3 bench/resweep_bench.py existing DIR      # again, on DIR/Pictures from a photos run
     python3 bench/resweep_bench.py signatures 100000 # synthetic store rows: the search alone
 
 ``photos N``: N photo-like 1200x800 JPEGs, 5% of them copies of others (byte copies,
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import os
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -24,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipeline.config import parse_config  # noqa: E402
+from pipeline.config import load_config, parse_config  # noqa: E402
 from pipeline.duplicates import find_groups, load_library  # noqa: E402
 from pipeline.resweep import resweep  # noqa: E402
 from pipeline.signatures import Signature, phash_many  # noqa: E402
@@ -59,17 +61,28 @@ def bench_photos(count: int) -> None:
         pool.map(make_photo, [(seed, str(pictures)) for seed in range(originals)], chunksize=8)
     files = len(list(pictures.iterdir()))
     print(f"generated {files} files in {time.monotonic() - started:.0f} s ({work})")
-    config = parse_config({"library": {"pictures": str(pictures),
-                                       "quarantine": str(work / "quarantine"),
-                                       "rejected": str(work / "rejected"),
-                                       "state_dir": str(work / "state")}})
+    measure_existing(work)
+
+
+def measure_existing(work: Path) -> None:
+    """Cold then warm resweep of work/Pictures, each in a fresh process so that the peak
+    memory figures are the resweep's own (main process, largest signing worker)."""
+    config = work / "config.toml"
+    config.write_text(f'[library]\npictures = "{work}/Pictures"\nquarantine = "{work}/quarantine"'
+                      f'\nrejected = "{work}/rejected"\nstate_dir = "{work}/state"\n')
     for label in ("cold", "warm"):
-        with Store(config.database) as store:
-            report = resweep(config, store).to_dict()
-        print(f"{label}: {report['seconds']} s, scanned={report['scanned']} "
-              f"signed={report['signed']} groups={report['groups']} "
-              f"quarantined={report['quarantined']}, peak RSS MB (main, largest worker): "
-              f"{peak_mb()}")
+        result = subprocess.run([sys.executable, __file__, "sweep", str(config)],
+                                capture_output=True, text=True, check=True)
+        print(f"{label}: {result.stdout.strip()}")
+
+
+def sweep(config_path: str) -> None:
+    config = load_config(config_path)
+    with Store(config.database) as store:
+        report = resweep(config, store).to_dict()
+    print(f"{report['seconds']} s, scanned={report['scanned']} signed={report['signed']} "
+          f"groups={report['groups']} quarantined={report['quarantined']}, peak RSS MB "
+          f"(main, largest worker): {peak_mb()}")
 
 
 def bench_signatures(count: int) -> None:
@@ -102,6 +115,12 @@ def bench_signatures(count: int) -> None:
 
 
 if __name__ == "__main__":
-    kind, number = sys.argv[1], int(sys.argv[2])
+    kind, argument = sys.argv[1], sys.argv[2]
+    if kind == "sweep":
+        sweep(argument)
+        sys.exit(0)
     print(f"machine: {os.cpu_count()} cores; {' '.join(os.uname()[2:5:2])}")
-    (bench_photos if kind == "photos" else bench_signatures)(number)
+    if kind == "existing":  # a folder a previous run generated (copies moved back first)
+        measure_existing(Path(argument))
+    else:
+        (bench_photos if kind == "photos" else bench_signatures)(int(argument))

@@ -53,8 +53,9 @@ ProtectClock=yes
 ProtectHostname=yes
 # other users' processes are invisible in /proc
 ProtectProc=invisible
-# no capabilities at all, and none can be gained
+# no capabilities at all...
 CapabilityBoundingSet=
+# ...and none handed down to the process
 AmbientCapabilities=
 # sockets: local (the multiprocessing forkserver) {families_why}
 RestrictAddressFamilies={families}
@@ -68,10 +69,13 @@ RestrictSUIDSGID=yes
 MemoryDenyWriteExecute=yes
 # the execution domain (personality) is fixed
 LockPersonality=yes
-# only the system calls an ordinary service makes, native architecture only
+# only the system calls an ordinary service makes...
 SystemCallFilter=@system-service
+# ...minus privileged ones and changing priorities or resource limits
 SystemCallFilter=~@privileged @resources
+# a refused call fails with EPERM (Python reports it) instead of killing the job
 SystemCallErrorNumber=EPERM
+# no 32-bit or foreign-architecture system calls
 SystemCallArchitectures=native
 # photos it files stay readable by the frame's display program
 UMask=0022
@@ -97,10 +101,12 @@ def service(setup: Setup, description: str, arguments: str, extra: str,
     families, families_why = ONLINE if online else OFFLINE
     lines = [
         "[Unit]", f"Description={description}",
+        *(["# fetching needs the network up"] if online else []),
         *(["After=network-online.target", "Wants=network-online.target"] if online else []),
         "", "[Service]",
         *([f"# the photos and the state belong to this user\nUser={setup.user}"]
           if setup.user else []),
+        "# the command (the real executable and configuration file)",
         f"ExecStart={setup.command}{config} {arguments}", extra.rstrip("\n"),
         HARDENING.format(writable=" ".join(shlex.quote(str(path)) for path in setup.writable),
                          families=families, families_why=families_why),
@@ -142,16 +148,20 @@ SuccessExitStatus=75
 """
 
 RESWEEP_EXTRA = """\
+# one pass, then exit
 Type=oneshot
 # 75 = a fetch is running: the next night will do
 SuccessExitStatus=75
-# the frame's display comes first: lowest CPU priority and idle-only disk I/O
+# the frame's display comes first: lowest CPU priority...
 Nice=19
+# ...disk I/O only when nobody else wants the SD card...
 IOSchedulingClass=idle
+# ...and scheduled as a batch job (longer slices, never preempting the display)
 CPUSchedulingPolicy=batch
 """
 
 WATCH_EXTRA = """\
+# runs until stopped
 Type=simple
 # a crash or a lost connection: start again after a pause
 Restart=on-failure
@@ -163,6 +173,7 @@ TIMER = """\
 Description=frame-ingest: {what}
 
 [Timer]
+# when: {what}
 {schedule}
 # catch up on a run missed while the Pi was off
 Persistent=true
@@ -170,6 +181,7 @@ Persistent=true
 RandomizedDelaySec={delay}
 
 [Install]
+# started at boot along with the other timers
 WantedBy=timers.target
 """
 

@@ -10,6 +10,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from pipeline.config import parse_config
+from pipeline.review import write_review
+from pipeline.store import Store
 from tests import images
 
 HOSTILE = "<b>bold<b> & 'it''s' $(reboot).jpg"
@@ -74,3 +77,21 @@ def test_review_page_shows_quarantined_and_rejected_files(home, tmp_path):
     chromium(tmp_path, url, f"--screenshot={screenshot}")
     pixels = np.asarray(Image.open(screenshot).convert("L"), dtype=np.float32)
     assert pixels.std() > 20  # text and thumbnails, not a blank page
+
+
+def test_review_is_paginated_newest_first(tmp_path):
+    config = parse_config({"library": {name: str(tmp_path / name) for name in
+                                       ("pictures", "quarantine", "rejected", "state_dir")}})
+    with Store(tmp_path / "store.sqlite3") as store:
+        with store.transaction() as tx:
+            for number in range(205):
+                store.record_decision(tx, verdict="quarantined", folder="quarantine",
+                                      path=f"2026-01-01/photo-{number}.jpg", name="x.jpg",
+                                      decided_at=f"2026-01-01T{number // 60:02d}:"
+                                                 f"{number % 60:02d}:00+00:00")
+        first, count = write_review(store, config, tmp_path / "review")
+    pages = [Entries(), Entries()]
+    pages[0].feed(first.read_text())
+    pages[1].feed((tmp_path / "review" / "page-2.html").read_text())
+    assert count == 205 and [page.entries for page in pages] == [200, 5]
+    assert "photo-204.jpg" in pages[0].text[pages[0].text.index("file") + 1]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+import sys
 import subprocess
 from pathlib import Path
 
@@ -73,3 +75,36 @@ def test_install_systemd_dry_run_prints_units_that_verify(home, tmp_path):
     for name, text in units.items():
         (folder / name).write_text(text + "\n")
     verify(sorted(folder.iterdir()))
+
+
+MDWE_RUNNER = """
+import ctypes, mmap, sys
+libc = ctypes.CDLL(None, use_errno=True)
+assert libc.prctl(65, 1, 0, 0, 0) == 0, "PR_SET_MDWE"   # refuse writable+executable memory
+try:
+    mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+    sys.exit("W+X memory was allowed")
+except OSError:
+    pass
+from pipeline.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_resweep_works_without_writable_executable_memory(home):
+    """The kernel's MDWE (inherited by the signing workers) is what the units'
+    MemoryDenyWriteExecute= asks for: JPEG, PNG, HEIC decoding and numpy must cope."""
+    from tests import images
+    from tests.test_resweep import noise_jpeg
+    picture = images.photo(41)
+    home.pictures.mkdir(parents=True)
+    for name, data in {"a.jpg": images.jpeg(picture), "b.png": images.png(picture),
+                       "c.heic": images.heic(picture),
+                       **{f"n{seed}.jpg": noise_jpeg(seed) for seed in range(16)}}.items():
+        (home.pictures / name).write_bytes(data)
+    result = subprocess.run([sys.executable, "-c", MDWE_RUNNER, "resweep", "--json"],
+                            env=home.env, cwd=home.path, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["signed"] == 19 and summary["quarantined"] == 2
