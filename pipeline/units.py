@@ -127,7 +127,7 @@ def render(setup: Setup) -> dict[str, str]:
                                         "run", RUN_EXTRA),
         "frame-ingest.timer": TIMER.format(
             what="fetch new photos every 15 minutes",
-            schedule="OnBootSec=2min\nOnUnitActiveSec=15min", delay="60"),
+            schedule="OnCalendar=*:0/15", delay="60"),
         "frame-ingest-resweep.service": service(
             setup, "frame-ingest: nightly duplicate sweep of the whole library",
             "--quiet resweep", RESWEEP_EXTRA, online=False),
