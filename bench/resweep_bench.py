@@ -17,6 +17,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import tracemalloc
 from multiprocessing import Pool
@@ -78,11 +79,38 @@ def measure_existing(work: Path) -> None:
 
 def sweep(config_path: str) -> None:
     config = load_config(config_path)
+    workers = {"peak": 0}
+    done = threading.Event()
+    watcher = threading.Thread(target=watch_workers, args=(workers, done), daemon=True)
+    watcher.start()
     with Store(config.database) as store:
         report = resweep(config, store).to_dict()
+    done.set()
+    watcher.join()
     print(f"{report['seconds']} s, scanned={report['scanned']} signed={report['signed']} "
-          f"groups={report['groups']} quarantined={report['quarantined']}, peak RSS MB "
-          f"(main, largest worker): {peak_mb()}")
+          f"groups={report['groups']} quarantined={report['quarantined']}, peak RSS MB: "
+          f"main {peak_mb()[0]}, largest signing worker {workers['peak'] / 1024:.1f}")
+
+
+def watch_workers(workers: dict, done: threading.Event) -> None:
+    """Peak RSS (VmHWM, kB) of this process's descendants, sampled while they live."""
+    while not done.wait(0.2):
+        pending = [os.getpid()]
+        while pending:
+            parent = pending.pop()
+            try:
+                children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+            except OSError:
+                continue
+            for child in children:
+                pending.append(int(child))
+                try:
+                    status = Path(f"/proc/{child}/status").read_text()
+                except OSError:
+                    continue
+                for line in status.splitlines():
+                    if line.startswith("VmHWM:"):
+                        workers["peak"] = max(workers["peak"], int(line.split()[1]))
 
 
 def bench_signatures(count: int) -> None:

@@ -30,8 +30,8 @@ from pipeline.gate import PairSide, pair_distances, plausible_pairs
 from pipeline.signatures import THUMB, phash_many, to_unsigned64
 
 CHUNK_BITS = 16
-CONFIRM_BATCH = 4096        # candidate pairs confirmed at once (two thumbnails each: 8 MB)
-THUMB_BATCH = 2000          # thumbnails hashed at once when the rotated hashes are made
+CONFIRM_BATCH = 2048        # candidate pairs confirmed at once (about 10 MB of work arrays)
+THUMB_BATCH = 500           # thumbnails hashed at once (the DCT works in float64: 4 MB)
 
 
 @dataclass
