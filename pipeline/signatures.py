@@ -34,7 +34,8 @@ HASH_SIDE = 8              # the hash keeps the HASH_SIDE x HASH_SIDE lowest fre
 _heif_registered = False
 
 
-def _register_heif() -> None:
+def register_heif() -> None:
+    """iPhones send HEIC: teach Pillow to open it (once per process)."""
     global _heif_registered
     if not _heif_registered:
         try:
@@ -94,7 +95,7 @@ def sign_bytes(data: bytes, max_pixels: int = 100_000_000) -> Signature:
 
 def decode_reduced(data: bytes, max_pixels: int) -> tuple[Image.Image, str, int, int]:
     """Decode at the smallest size that serves; return (RGB image, format, full w, full h)."""
-    _register_heif()
+    register_heif()
     if not data:
         raise NotAnImage("empty file")
     try:
