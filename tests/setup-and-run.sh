@@ -2,7 +2,8 @@
 # Install everything the test suite needs on a fresh Debian machine, then run all of it.
 #   Debian packages: dovecot-imapd (the real IMAP server the IMAP tests start),
 #   chromium (renders the quarantine review page), systemd (systemd-analyze verify),
-#   photo wallpapers (real photographs for the accuracy tests).
+#   photo wallpapers (the real photographs bench/corpus.py cuts the accuracy test's
+#   corpus from; the same four packages as bench/requirements.txt).
 #   Python: this package with its [test] extra, editable.
 # Extra arguments go to pytest (e.g. -k imap, -x).
 set -euo pipefail
@@ -14,7 +15,8 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
     dovecot-imapd chromium systemd fonts-dejavu-core \
-    mate-backgrounds >/dev/null
+    mate-backgrounds plasma-workspace-wallpapers lomiri-wallpapers-20.04 \
+    lomiri-wallpapers-16.04 >/dev/null
 
 python3 -m pip install -q --disable-pip-version-check -e '.[test]'
 exec python3 -m pytest "$@"
