@@ -90,8 +90,9 @@ def signed_files(jobs: list, workers: int) -> Iterator[tuple[LibraryFile, Signat
     ``Pool.imap_unordered`` queues every task at once and its result thread keeps every
     finished result until the caller takes it, so a slow consumer (SQLite on an SD card)
     would let up to the whole library's signatures pile up. Jobs therefore go to the pool
-    in windows of WINDOW_PER_WORKER per worker: at most one window of results (about
-    1.5 kB each) is ever held, whatever the library size.
+    in windows of WINDOW_PER_WORKER per worker, the next window queued before the current
+    one is drained (so no worker idles at a window's end): at most two windows of results
+    (about 1.5 kB each) are ever held, whatever the library size.
     """
     workers = workers or os.cpu_count() or 1
     if workers <= 1 or len(jobs) < POOL_THRESHOLD:
@@ -99,9 +100,14 @@ def signed_files(jobs: list, workers: int) -> Iterator[tuple[LibraryFile, Signat
         return
     window = workers * WINDOW_PER_WORKER
     with get_context("forkserver" if os.name == "posix" else "spawn").Pool(workers) as pool:
+        draining = None
         for start in range(0, len(jobs), window):
-            yield from pool.imap_unordered(sign_library_file, jobs[start:start + window],
-                                           chunksize=4)
+            queued = pool.imap_unordered(sign_library_file, jobs[start:start + window],
+                                         chunksize=4)
+            if draining is not None:
+                yield from draining
+            draining = queued
+        yield from draining
 
 
 def refresh(store, pictures: Path, *, exclude: list[str] = (), workers: int = 1,
