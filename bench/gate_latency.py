@@ -11,6 +11,7 @@ then ``gate.decide`` with thumbnails fetched from the store.
 from __future__ import annotations
 
 import json
+import shutil
 import statistics
 import time
 from pathlib import Path
@@ -54,6 +55,7 @@ def time_lookups(store, index, signature, settings) -> tuple[float, Verdict]:
 def gate_latency(work: Path, corpus: Path, size: int) -> tuple[str, str, str]:
     original, copy, other = pick_queries(corpus)
     database = work / f"gate-{size}" / "store.sqlite3"
+    shutil.rmtree(database.parent, ignore_errors=True)
     started = time.perf_counter()
     fill_store(database, size, extra=[("library/original.jpg", sign_file(original))])
     built = time.perf_counter() - started
