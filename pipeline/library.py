@@ -74,6 +74,7 @@ def dated_folder(root: Path, day: date | None = None) -> Path:
 def move_file(source: Path, target: Path) -> None:
     """Durably move ``source`` to ``target`` (which must not hold other bytes); idempotent."""
     try:
+        _temporary_for(target).unlink(missing_ok=True)   # left by a run killed mid-copy
         if target.exists():
             if source.exists() and not _same_bytes(source, target):
                 raise LibraryError(f"{target}: already exists with other content; not overwritten")
@@ -88,7 +89,7 @@ def move_file(source: Path, target: Path) -> None:
 
 def _publish_copy(source: Path, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.parent / f".frame-ingest-{os.getpid()}-{target.name}"[:250]
+    temporary = _temporary_for(target)
     try:
         with open(source, "rb") as reader, open(temporary, "wb") as writer:
             shutil.copyfileobj(reader, writer, 1024 * 1024)
@@ -100,6 +101,13 @@ def _publish_copy(source: Path, target: Path) -> None:
     finally:
         if temporary.exists():
             temporary.unlink()
+
+
+def _temporary_for(target: Path) -> Path:
+    """The hidden name a copy is built under. The same for every run (moves happen under
+    the instance lock), so a run killed mid-copy leaves a name the replay of its journal
+    entry finds and clears, instead of a stray file nobody ever removes."""
+    return target.parent / f".frame-ingest-tmp-{target.name}"[:250]
 
 
 def _link_no_overwrite(temporary: Path, target: Path) -> None:
