@@ -30,6 +30,7 @@ from tenacity import (RetryCallState, Retrying, retry_if_exception_type, stop_af
 from pipeline import __version__
 from pipeline.config import DropboxSourceConfig, expand_path
 from pipeline.errors import PermanentSourceError, TransientSourceError
+from pipeline.secrets import read_secret
 from pipeline.staging import fsync_directory
 
 log = logging.getLogger("frame-ingest")
@@ -69,7 +70,7 @@ def read_refresh_token(settings: DropboxSourceConfig, state_dir: Path) -> str:
     path = token_file(settings, state_dir)
     where = f"${settings.refresh_token_env} is empty and " if settings.refresh_token_env else ""
     try:
-        token = path.read_text(encoding="utf-8").strip()
+        token = read_secret(path, "the Dropbox refresh token file")
     except FileNotFoundError:
         raise PermanentSourceError(f"no Dropbox refresh token: {where}{path} does not exist; "
                                    f"{REAUTHORIZE}", SOURCE) from None

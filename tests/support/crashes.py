@@ -239,7 +239,8 @@ class Trial:
 
     def run(self, *arguments: str, timeout: float = 120) -> subprocess.CompletedProcess:
         return subprocess.run(self.argv(*arguments), env=self.env(), cwd=self.home.path,
-                              capture_output=True, text=True, timeout=timeout)
+                              capture_output=True, text=True, timeout=timeout,
+                              stdin=subprocess.DEVNULL)
 
     def run_and_kill(self, command: str, delay: float, when: str = "") -> float:
         """Start ``command`` and SIGKILL it ``delay`` seconds after the moment ``when``
