@@ -72,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("check", help="check that every enabled source can be reached")
     commands.add_parser("dropbox-auth", help="link frame-ingest to a Dropbox account "
                         "(prints an address, asks for the code, saves a refresh token)")
+    commands.add_parser("watch", help="stay connected to the mailbox; run when mail arrives "
+                        "(polling without IMAP IDLE) until SIGTERM")
     quarantine = commands.add_parser("quarantine", help="list or restore quarantined files")
     actions = quarantine.add_subparsers(dest="action", required=True, metavar="ACTION")
     listing = actions.add_parser("list", help="quarantined files and what they duplicate")
@@ -163,6 +165,16 @@ def command_gate(config: Config, arguments) -> int:
 def _fetch_and_gate(config: Config, arguments, *, fetch: bool, gate: bool,
                     only: str | None = None, dry_run: bool = False) -> int:
     summary = RunSummary()
+    _cycle(config, summary, fetch=fetch, gate=gate, only=only, dry_run=dry_run)
+    if getattr(arguments, "json", False):
+        print(json.dumps(summary.to_dict()))
+    print(summary.line(arguments.command + (" (dry run)" if dry_run else "")), file=sys.stderr)
+    return EXIT_FAILED if summary.errors else EXIT_OK
+
+
+def _cycle(config: Config, summary: RunSummary, *, fetch: bool = True, gate: bool = True,
+           only: str | None = None, dry_run: bool = False) -> None:
+    """One fetch and/or gate pass under the instance lock, counted into ``summary``."""
     with instance_lock(config.library.state_dir), Store(config.database) as store:
         staging = Staging(config.staging_dir)
         if fetch:
@@ -172,10 +184,24 @@ def _fetch_and_gate(config: Config, arguments, *, fetch: bool, gate: bool,
             summary.promoted, summary.duplicates = report.promoted, report.duplicates
             summary.rejected = report.rejected
             summary.errors.extend(report.errors)
-    if getattr(arguments, "json", False):
-        print(json.dumps(summary.to_dict()))
-    print(summary.line(arguments.command + (" (dry run)" if dry_run else "")), file=sys.stderr)
-    return EXIT_FAILED if summary.errors else EXIT_OK
+
+
+def command_watch(config: Config, arguments) -> int:
+    """Run a cycle whenever mail arrives (IMAP IDLE) or every poll interval, until SIGTERM."""
+    from pipeline.watch import watch
+
+    def run_cycle() -> None:
+        summary = RunSummary()
+        try:
+            _cycle(config, summary)
+        except AlreadyRunning as exc:
+            log.info("watch: %s", exc)
+            return
+        if summary.fetched or summary.errors:
+            log.info("%s", summary.line("watch"))
+
+    watch(config, run_cycle)
+    return EXIT_OK
 
 
 def command_status(config: Config, arguments) -> int:
@@ -222,5 +248,5 @@ def command_quarantine(config: Config, arguments) -> int:
 
 
 COMMANDS = {"run": command_run, "fetch": command_fetch, "gate": command_gate,
-            "status": command_status, "check": command_check,
+            "status": command_status, "check": command_check, "watch": command_watch,
             "quarantine": command_quarantine, "dropbox-auth": command_dropbox_auth}

@@ -48,9 +48,10 @@ class DedupeConfig:
     keep: str = setting("best", "str", choices=("best", "first"))
     rms_threshold: float = setting(0.01, "float", minimum=0.0, maximum=255.0)
     # "similar": perceptual-hash prefilter, then the confirm test on the thumbnails.
-    hash_distance: int = setting(14, "int", minimum=0, maximum=32)
-    thumb_rms: float = setting(0.03, "float", minimum=0.0, maximum=1.0)
-    mean_delta: float = setting(0.012, "float", minimum=0.0, maximum=1.0)
+    hash_distance: int = setting(8, "int", minimum=0, maximum=32)
+    thumb_rms: float = setting(0.0065, "float", minimum=0.0, maximum=1.0)
+    luma_delta: float = setting(0.004, "float", minimum=0.0, maximum=1.0)
+    mean_delta: float = setting(0.015, "float", minimum=0.0, maximum=1.0)
     # keep = "best": the newcomer displaces the library copy only with this many times the pixels.
     best_pixel_ratio: float = setting(1.2, "float", minimum=1.0, maximum=100.0)
 
@@ -88,6 +89,35 @@ class DropboxSourceConfig:
 
 
 @dataclass(frozen=True)
+class ImapSourceConfig:
+    """[sources.imap]: the family's photo mailbox (see docs/imap.md)."""
+    enabled: bool = setting(False, "bool")
+    host: str = setting("imap.example.com", "str")
+    port: int = setting(993, "int", minimum=1, maximum=65535)
+    security: str = setting("ssl", "str", choices=("ssl", "starttls", "none"))
+    username: str = setting("", "str")
+    password_file: str = setting("", "str")       # "" = not used; ~ and $VARS expand
+    password_env: str = setting("", "str")        # name of an environment variable
+    folder: str = setting("INBOX", "str")
+    processed_folder: str = setting("frame-ingest/processed", "str")  # "" = leave mail in place
+    mark_seen: bool = setting(True, "bool")
+    allowed_senders: list = setting([], "strlist")
+    allow_any_sender: bool = setting(False, "bool")
+    require_authenticated_sender: bool = setting(False, "bool")
+    authserv_id: str = setting("", "str")         # "" = trust the topmost header's writer
+    max_attachment_mb: float = setting(50.0, "float", minimum=0.0, maximum=10000.0)
+    max_message_mb: float = setting(60.0, "float", minimum=0.0, maximum=100000.0)
+    max_messages_per_run: int = setting(200, "int", minimum=1, maximum=1_000_000)
+    min_image_side: int = setting(200, "int", minimum=0, maximum=100_000)
+    ca_file: str = setting("", "str")             # "" = the system's CA bundle
+    timeout_seconds: float = setting(60.0, "float", minimum=1.0, maximum=3600.0)
+    retry_attempts: int = setting(5, "int", minimum=1, maximum=100)
+    retry_wait_seconds: float = setting(2.0, "float", minimum=0.0, maximum=3600.0)
+    idle_seconds: float = setting(600.0, "float", minimum=1.0, maximum=1740.0)
+    poll_seconds: float = setting(60.0, "float", minimum=1.0, maximum=86400.0)
+
+
+@dataclass(frozen=True)
 class ResweepConfig:
     exclude: list = setting([], "strlist")
     workers: int = setting(0, "int", minimum=0, maximum=256)
@@ -100,6 +130,7 @@ SECTIONS: list[tuple[str, str, type]] = [
     ("gate", "gate", GateConfig),
     ("sources.folder", "folder", FolderSourceConfig),
     ("sources.dropbox", "dropbox", DropboxSourceConfig),
+    ("sources.imap", "imap", ImapSourceConfig),
     ("resweep", "resweep", ResweepConfig),
 ]
 
@@ -112,6 +143,7 @@ class Config:
     folder: FolderSourceConfig
     resweep: ResweepConfig
     dropbox: DropboxSourceConfig
+    imap: ImapSourceConfig
     path: Path | None = None  # the file it came from, None for built-in defaults
 
     @property

@@ -6,8 +6,9 @@ Pure decision, no file moves. The three methods, each a superset of the one befo
 - ``rms``: the article's test: every per-band mean within ``rms_threshold`` (0..255 scale).
 - ``similar`` (default): exact, or a perceptual-hash neighbour in any of four rotations
   (Hamming distance <= ``hash_distance``) with the same aspect ratio, *confirmed* on the
-  thumbnails: root-mean-square pixel difference <= ``thumb_rms`` and every band mean within
-  ``mean_delta`` (both on a 0..1 scale). The hash only finds candidates cheaply; the
+  thumbnails: root-mean-square pixel difference <= ``thumb_rms``, mean brightness of the
+  thumbnails within ``luma_delta``, and every band mean within ``mean_delta`` (all on a 0..1
+  scale). The hash only finds candidates cheaply; the
   confirm step is what keeps burst shots and brightness-edited copies apart.
 
 Pairs a person restored from quarantine (``overrides``) are never matched again.
@@ -75,8 +76,11 @@ def _similar_match(signature, index, thumbs_of, settings, excluded) -> Match | N
         return None
     stored = thumbs_of(sorted({position for position, _ in candidates}))
     best: Match | None = None
+    brightness = float(turned[0][1].mean())
     for position, rotation in candidates:
         library_thumb = np.frombuffer(stored[position], dtype=np.uint8).reshape(THUMB, THUMB)
+        if abs(brightness - float(library_thumb.mean())) / 255.0 > settings.luma_delta:
+            continue
         distance = thumb_distance(turned[rotation][1], library_thumb)
         if distance <= settings.thumb_rms and (best is None or distance < best.distance):
             best = Match(position, "similar", round(distance, 4))

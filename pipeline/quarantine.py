@@ -30,6 +30,8 @@ class QuarantineEntry:
     source: str
     sender: str
     subject: str
+    received: str           # when it was sent (mail Date) or found, as the source knows it
+    message_id: str
     decided_at: str
     exists: bool
 
@@ -45,7 +47,8 @@ def list_entries(store, config: Config) -> list[QuarantineEntry]:
             decision_id=row["id"], name=row["path"], duplicate_of=row["matched_path"] or "",
             method=row["method"] or "", distance=row["distance"], reason=row["reason"] or "",
             source=row["source"] or "", sender=row["sender"] or "",
-            subject=row["subject"] or "", decided_at=row["decided_at"],
+            subject=row["subject"] or "", received=row["received"] or "",
+            message_id=row["message_id"] or "", decided_at=row["decided_at"],
             exists=(config.library.quarantine / row["path"]).exists()))
     return entries
 
@@ -96,6 +99,8 @@ def describe(entry: QuarantineEntry) -> str:
     distance = "" if entry.distance is None else f" distance {entry.distance:g}"
     origin = entry.source + (f" from {entry.sender}" if entry.sender else "")
     subject = f' "{entry.subject}"' if entry.subject else ""
+    if entry.message_id:
+        subject += f" sent {entry.received or '?'} <{entry.message_id}>"
     missing = "" if entry.exists else " [file missing]"
     return (f"{entry.name}  duplicate of {entry.duplicate_of or '?'}  "
             f"({entry.method}{distance})  {origin}{subject}  {entry.decided_at}{missing}")

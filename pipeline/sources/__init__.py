@@ -11,6 +11,7 @@ from pipeline.config import Config
 def enabled_sources(config: Config, only: str | None = None) -> list:
     """The sources switched on in ``config`` (or just ``only``), in a fixed order."""
     from pipeline.sources.folder import FolderSource
+    from pipeline.sources.imap import ImapSource
 
     def dropbox_source():
         from pipeline.sources.dropbox import DropboxSource  # imports the SDK only when used
@@ -18,6 +19,7 @@ def enabled_sources(config: Config, only: str | None = None) -> list:
 
     candidates = [
         ("folder", config.folder.enabled, lambda: FolderSource(config.folder)),
+        ("imap", config.imap.enabled, lambda: ImapSource(config.imap)),
         ("dropbox", config.dropbox.enabled, dropbox_source),
     ]
     return [build() for name, enabled, build in candidates
@@ -25,4 +27,4 @@ def enabled_sources(config: Config, only: str | None = None) -> list:
 
 
 def source_names() -> list[str]:
-    return ["folder", "dropbox"]
+    return ["folder", "imap", "dropbox"]

@@ -1,0 +1,220 @@
+"""One logged-in IMAP connection, in the words frame-ingest needs; imapclient stays in here.
+
+Every call into imapclient goes through ``translate_errors``, the one place where library
+and socket exceptions become ``TransientSourceError`` (worth a reconnect: drops, timeouts,
+refused connections, a server saying BYE) or ``PermanentSourceError`` (needs a person: bad
+credentials, an untrusted certificate, a missing folder). Nothing above this module knows
+imaplib. Messages never contain the password: it is passed to ``login`` and forgotten.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import ssl
+from dataclasses import dataclass
+from typing import Iterator
+
+from imapclient import DELETED, SEEN, IMAPClient
+from imapclient.exceptions import (CapabilityError, IMAPClientAbortError, IMAPClientError,
+                                   LoginError)
+
+from pipeline.errors import PermanentSourceError, TransientSourceError
+
+log = logging.getLogger("frame-ingest")
+SOURCE = "imap"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where and how to connect (no secret in here, so it may be shown)."""
+
+    host: str
+    port: int
+    security: str               # "ssl" | "starttls" | "none"
+    username: str
+    ca_file: str = ""
+    timeout: float = 60.0
+
+    def __str__(self) -> str:
+        return f"{self.username}@{self.host}:{self.port}"
+
+
+@contextlib.contextmanager
+def translate_errors(action: str, endpoint: Endpoint) -> Iterator[None]:
+    """Map imapclient/socket/ssl exceptions to SourceErrors that say what to check."""
+    where = f"{endpoint.host}:{endpoint.port}"
+    try:
+        yield
+    except LoginError:
+        raise PermanentSourceError(
+            f"login as {endpoint.username} at {where} refused: check username and "
+            "password (password_file / password_env)", SOURCE) from None
+    except CapabilityError as exc:
+        raise PermanentSourceError(f"{where}: server lacks what {action} needs: {exc}",
+                                   SOURCE) from None
+    except IMAPClientAbortError as exc:
+        raise TransientSourceError(f"{where}: connection lost while trying to {action}: "
+                                   f"{exc}", SOURCE) from exc
+    except IMAPClientError as exc:
+        if "BYE" in str(exc):  # the server is closing the connection (shutdown, autologout)
+            raise TransientSourceError(f"{where}: server closed the connection while trying "
+                                       f"to {action}", SOURCE) from exc
+        raise PermanentSourceError(f"{where}: server refused to {action}: {exc}",
+                                   SOURCE) from None
+    except ssl.SSLCertVerificationError as exc:
+        raise PermanentSourceError(
+            f"{where}: TLS certificate not trusted ({exc.verify_message}); for a "
+            "self-hosted server set ca_file", SOURCE) from None
+    except (ssl.SSLEOFError, ssl.SSLZeroReturnError) as exc:
+        raise TransientSourceError(f"{where}: TLS connection closed while trying to "
+                                   f"{action}", SOURCE) from exc
+    except ssl.SSLError as exc:
+        raise PermanentSourceError(f"{where}: TLS failure ({exc.reason or exc}); check port "
+                                   "and security", SOURCE) from None
+    except socket.gaierror as exc:
+        raise TransientSourceError(f"cannot resolve host {endpoint.host}: {exc.strerror}",
+                                   SOURCE) from exc
+    except (socket.timeout, TimeoutError) as exc:
+        raise TransientSourceError(f"{where}: timed out while trying to {action}",
+                                   SOURCE) from exc
+    except OSError as exc:
+        raise TransientSourceError(f"{where}: cannot {action}: {exc.strerror or exc}",
+                                   SOURCE) from exc
+
+
+def open_session(endpoint: Endpoint, password: str) -> "Session":
+    """Connect, secure and log in; the caller closes the session (use ``with``)."""
+    context = ssl.create_default_context(cafile=endpoint.ca_file or None)
+    with translate_errors("connect", endpoint):
+        client = IMAPClient(endpoint.host, endpoint.port, ssl=endpoint.security == "ssl",
+                            ssl_context=context, timeout=endpoint.timeout)
+    session = Session(client, endpoint)
+    try:
+        with translate_errors("log in", endpoint):
+            if endpoint.security == "starttls":
+                client.starttls(context)
+            client.login(endpoint.username, password)
+    except BaseException:
+        session.close()
+        raise
+    return session
+
+
+@dataclass(frozen=True)
+class FolderInfo:
+    uidvalidity: int
+    exists: int
+
+
+class Session:
+    """A logged-in connection: select, search, fetch, acknowledge, idle."""
+
+    def __init__(self, client: IMAPClient, endpoint: Endpoint):
+        self.client = client
+        self.endpoint = endpoint
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Log out politely; on a dead connection just drop the socket."""
+        try:
+            self.client.logout()
+        except Exception:  # the connection may already be gone: nothing left to tell it
+            with contextlib.suppress(Exception):
+                self.client.shutdown()
+
+    def calls(self, action: str):
+        return translate_errors(action, self.endpoint)
+
+    def folder_exists(self, folder: str) -> bool:
+        with self.calls(f"look up folder {folder}"):
+            return self.client.folder_exists(folder)
+
+    def require_folder(self, folder: str) -> None:
+        if not self.folder_exists(folder):
+            raise PermanentSourceError(f"folder {folder!r} does not exist on "
+                                       f"{self.endpoint.host}", SOURCE)
+
+    def select(self, folder: str, readonly: bool = False) -> FolderInfo:
+        self.require_folder(folder)
+        with self.calls(f"open folder {folder}"):
+            info = self.client.select_folder(folder, readonly=readonly)
+        return FolderInfo(int(info[b"UIDVALIDITY"]), int(info.get(b"EXISTS", 0)))
+
+    def uids_after(self, last_uid: int) -> list[int]:
+        """UIDs above ``last_uid``, ascending (``N:*`` also answers the highest UID below N)."""
+        with self.calls("search the folder"):
+            found = self.client.search(["UID", f"{last_uid + 1}:*"])
+        return sorted(uid for uid in found if uid > last_uid)
+
+    def message_size(self, uid: int) -> int | None:
+        """The message's size in bytes as the server stores it; None if it is gone."""
+        with self.calls(f"read the size of message {uid}"):
+            response = self.client.fetch([uid], ["RFC822.SIZE"])
+        size = response.get(uid, {}).get(b"RFC822.SIZE")
+        return int(size) if size is not None else None
+
+    def fetch_message(self, uid: int) -> bytes | None:
+        """The raw message, read with BODY.PEEK so flags stay as they were; None if gone."""
+        with self.calls(f"fetch message {uid}"):
+            response = self.client.fetch([uid], ["BODY.PEEK[]"])
+        data = response.get(uid, {})
+        return data.get(b"BODY[]")
+
+    def server_folder_name(self, configured: str) -> str:
+        """``a/b`` in the configuration, spelt with the server's separator (Dovecot: ``a.b``)."""
+        with self.calls("list folders"):
+            listing = self.client.list_folders("", "")
+        separator = listing[0][1] if listing and listing[0][1] else None
+        if isinstance(separator, bytes):
+            separator = separator.decode()
+        return configured.replace("/", separator) if separator else configured
+
+    def ensure_folder(self, folder: str) -> None:
+        if not self.folder_exists(folder):
+            with self.calls(f"create folder {folder}"):
+                self.client.create_folder(folder)
+            log.info("imap: created folder %s", folder)
+
+    def acknowledge(self, uid: int, *, seen: bool, target: str) -> None:
+        """Flag \\Seen and/or move to ``target`` ("" = stay); only this UID is touched."""
+        with self.calls(f"mark message {uid} as processed"):
+            if seen:
+                self.client.add_flags([uid], [SEEN])
+            if not target:
+                return
+            if self.client.has_capability("MOVE"):
+                self.client.move([uid], target)
+                return
+            if not self.client.has_capability("UIDPLUS"):
+                raise PermanentSourceError(
+                    f"{self.endpoint.host} has neither MOVE nor UIDPLUS, so a single message "
+                    "cannot be moved safely; set processed_folder = \"\"", SOURCE)
+            self.client.copy([uid], target)
+            self.client.add_flags([uid], [DELETED])
+            self.client.uid_expunge([uid])
+
+    def can_idle(self) -> bool:
+        with self.calls("read capabilities"):
+            return self.client.has_capability("IDLE")
+
+    def idle_until_new_mail(self, seconds: float) -> bool:
+        """Wait in IDLE up to ``seconds``; True if the server announced new mail (EXISTS)."""
+        with self.calls("wait for new mail"):
+            self.client.idle()
+            try:
+                responses = self.client.idle_check(timeout=seconds)
+            finally:
+                responses_after = self.client.idle_done()[1]
+        responses = list(responses) + list(responses_after or [])
+        return any(len(item) > 1 and item[1] == b"EXISTS" for item in responses)
+
+    def noop(self) -> None:
+        with self.calls("keep the connection alive"):
+            self.client.noop()

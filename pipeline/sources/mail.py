@@ -1,0 +1,208 @@
+"""Taking the pictures out of one e-mail: pure functions from raw message bytes to image parts.
+
+No network and no files here, so every odd shape of mail can be tested on its own. A family
+member's mail client may put a photo anywhere: as an attachment, inline in a
+multipart/related body, deep inside nested multiparts, or inside a forwarded message
+(message/rfc822). ``extract`` walks all of them, decodes the file names (RFC 2231 and
+encoded words, which the standard library's ``email.policy.default`` understands), and
+decides whether a part is an image by its *bytes*: ``application/octet-stream`` named
+``IMG_1.JPG`` is a photo, a text file named ``x.jpg`` is not. Tiny images (signature logos,
+social icons) are skipped. Each skip carries a one-line reason for the log.
+
+The walk is bounded (``MAX_DEPTH`` levels, ``MAX_PARTS`` parts) so a hostile message cannot
+make it recurse or loop for long. Part numbers count the leaf parts in walk order, so the
+same bytes always give the same numbers: what lets a rescan recognise parts taken before.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+from dataclasses import dataclass, field
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+from email.utils import getaddresses, parsedate_to_datetime
+
+from PIL import Image, UnidentifiedImageError
+
+MAX_DEPTH = 12          # nesting of multiparts and forwarded messages
+MAX_PARTS = 500         # leaf parts looked at in one message
+
+_heif_registered = False
+
+
+@dataclass(frozen=True)
+class ImagePart:
+    """One picture found in a message; ``index`` is its leaf-part number in walk order."""
+
+    index: int
+    filename: str           # as the sender named it (decoded, unsanitised), or a made-up name
+    data: bytes
+    image_format: str
+
+
+@dataclass
+class MailContents:
+    """What ``extract`` found: the headers provenance needs, the images and the skips."""
+
+    sender: str                         # the bare From address, lower-case ("" if none/many)
+    sender_display: str                 # From as written, for people
+    subject: str
+    date: str                           # ISO 8601, "" when missing or unreadable
+    message_id: str                     # without angle brackets, "" when missing
+    message_key: str                    # message_id, or "sha256:<hex>" of the raw bytes
+    images: list[ImagePart] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)    # one reason per skipped part
+    message: EmailMessage | None = None                 # the parsed message (for sender rules)
+
+
+def parse(raw: bytes) -> EmailMessage:
+    """Parse raw RFC 5322 bytes; never raises on malformed mail (defects are tolerated)."""
+    return BytesParser(policy=policy.default).parsebytes(raw)
+
+
+def extract(raw: bytes, *, min_side: int = 0, max_bytes: int | None = None) -> MailContents:
+    """Every image part of the message in ``raw``, with the reasons for what was left out.
+
+    ``min_side``: images with a width or height below it are taken for logos and skipped.
+    ``max_bytes``: decoded parts larger than this are skipped (nothing is staged for them).
+    """
+    message = parse(raw)
+    contents = _headers(message, raw)
+    counter = _Counter()
+    for part in _leaves(message, 0, counter, contents.skipped):
+        image = _image_part(part, counter.leaves, min_side, max_bytes, contents.skipped)
+        if image is not None:
+            contents.images.append(image)
+    return contents
+
+
+class _Counter:
+    def __init__(self) -> None:
+        self.leaves = 0
+
+
+def _leaves(part: EmailMessage, depth: int, counter: _Counter, skipped: list[str]):
+    """Yield leaf parts depth-first, numbering them in ``counter``; bounded walk."""
+    if depth > MAX_DEPTH:
+        skipped.append(f"nesting deeper than {MAX_DEPTH} levels: the rest is ignored")
+        return
+    if part.is_multipart():  # multipart/* and message/rfc822 (its payload is [message])
+        payload = part.get_payload()
+        for child in payload if isinstance(payload, list) else []:
+            if isinstance(child, EmailMessage):
+                yield from _leaves(child, depth + 1, counter, skipped)
+        return
+    if counter.leaves >= MAX_PARTS:
+        if counter.leaves == MAX_PARTS:
+            skipped.append(f"more than {MAX_PARTS} parts: the rest is ignored")
+            counter.leaves += 1
+        return
+    counter.leaves += 1
+    yield part
+
+
+def _image_part(part: EmailMessage, index: int, min_side: int, max_bytes: int | None,
+                skipped: list[str]) -> ImagePart | None:
+    """The part as an ImagePart, or None (with a reason in ``skipped`` when worth saying)."""
+    filename = _filename(part)
+    declared = part.get_content_type()
+    if part.get_content_maintype() == "text" and not filename:
+        return None  # the message body: not a candidate, nothing to say
+    label = filename or f"part {index} ({declared})"
+    try:
+        data = part.get_payload(decode=True) or b""
+    except (ValueError, TypeError, LookupError) as exc:
+        skipped.append(f"{label}: cannot decode the part: {exc}")
+        return None
+    if max_bytes is not None and len(data) > max_bytes:
+        skipped.append(f"{label}: {len(data) / 1e6:.1f} MB is more than max_attachment_mb "
+                       f"({max_bytes / 1e6:g} MB); not taken")
+        return None
+    identified = identify(data)
+    if identified is None:
+        if filename or part.get_content_maintype() in ("image", "application"):
+            skipped.append(f"{label}: not an image (declared {declared})")
+        return None
+    image_format, width, height = identified
+    if min_side and (width < min_side or height < min_side):
+        skipped.append(f"{label}: {width}x{height} is smaller than min_image_side "
+                       f"({min_side}); taken for a logo or icon")
+        return None
+    return ImagePart(index, filename or f"mail-image-{index}", data, image_format)
+
+
+def identify(data: bytes) -> tuple[str, int, int] | None:
+    """(format, width, height) when the bytes are an image Pillow knows, else None.
+
+    Only the header is read, nothing is decoded: cheap on a Pi. A picture too large to
+    open safely still counts as an image, so the gate rejects it with its reason.
+    """
+    _register_heif()
+    if not data:
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                return image.format or "unknown", image.size[0], image.size[1]
+    except Image.DecompressionBombError:
+        return "unknown", 1 << 16, 1 << 16
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, TypeError,
+            IndexError, KeyError):
+        return None
+
+
+def _register_heif() -> None:
+    """iPhones send HEIC: teach Pillow to recognise it (once)."""
+    global _heif_registered
+    if not _heif_registered:
+        try:
+            import pillow_heif
+            pillow_heif.register_heif_opener()
+        except ImportError:  # pragma: no cover - pillow-heif is a declared dependency
+            pass
+        _heif_registered = True
+
+
+def _filename(part: EmailMessage) -> str:
+    """The decoded file name from Content-Disposition or Content-Type (RFC 2231/2047)."""
+    try:
+        name = part.get_filename() or part.get_param("name", header="content-type") or ""
+    except (ValueError, TypeError, LookupError):
+        return ""
+    if isinstance(name, tuple):  # an undecodable RFC 2231 value: (charset, language, text)
+        name = name[2]
+    return str(name).strip()
+
+
+def _headers(message: EmailMessage, raw: bytes) -> MailContents:
+    sender_display = _header_text(message, "from")
+    addresses = [address for _, address in getaddresses([sender_display]) if address]
+    sender = addresses[0].strip().lower() if len(addresses) == 1 else ""
+    message_id = _header_text(message, "message-id").strip().strip("<>").strip()
+    key = message_id or "sha256:" + hashlib.sha256(raw).hexdigest()
+    return MailContents(sender=sender, sender_display=sender_display,
+                        subject=_header_text(message, "subject"),
+                        date=_iso_date(_header_text(message, "date")),
+                        message_id=message_id, message_key=key, message=message)
+
+
+def _header_text(message: EmailMessage, name: str) -> str:
+    """A header as text; malformed headers give their raw text rather than an exception."""
+    try:
+        value = message.get(name)
+    except (ValueError, TypeError, LookupError, IndexError):
+        value = None
+    return " ".join(str(value).split()) if value is not None else ""
+
+
+def _iso_date(text: str) -> str:
+    if not text:
+        return ""
+    try:
+        return parsedate_to_datetime(text).isoformat()
+    except (ValueError, TypeError, IndexError):
+        return ""
