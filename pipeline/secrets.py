@@ -17,6 +17,8 @@ from pathlib import Path
 
 log = logging.getLogger("frame-ingest")
 
+_warned: set[Path] = set()      # one warning per file per run, however often it is read
+
 
 def warn_if_readable_by_others(path: Path, what: str) -> bool:
     """Log one warning if ``path`` has any group or world permission; True if it did."""
@@ -27,14 +29,18 @@ def warn_if_readable_by_others(path: Path, what: str) -> bool:
     mode = stat.S_IMODE(status.st_mode)
     if not stat.S_ISREG(status.st_mode) or not mode & 0o077:
         return False
+    if path in _warned:
+        return True
+    _warned.add(path)
     log.warning("%s %s can be read or changed by other users (mode %03o); run: chmod 600 %s",
                 what, path, mode, path)
     return True
 
 
-def read_secret(path: Path, what: str) -> str:
-    """The stripped text of a secret file; raises OSError (callers translate it, without the
+def read_secret(path: Path, what: str, strip: str | None = None) -> str:
+    """The text of a secret file without surrounding ``strip`` characters (white space by
+    default); raises OSError or UnicodeDecodeError (callers translate them, without the
     secret) and warns when the file is open to others."""
-    text = path.read_text(encoding="utf-8").strip()
+    text = path.read_text(encoding="utf-8").strip(strip)
     warn_if_readable_by_others(path, what)
     return text

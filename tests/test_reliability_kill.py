@@ -24,12 +24,14 @@ import pytest
 
 from tests.conftest import Home
 from tests.support import crashes
+from tests.support.dovecot import DovecotServer
 from tests.support.dropbox_emulator import DropboxEmulator
 
 TRIALS = int(os.environ.get("FRAME_INGEST_KILL_TRIALS", "50"))
 ONLY_SEED = os.environ.get("FRAME_INGEST_KILL_SEED")
 FIRST_SEED = 1000
 APP_KEY = "frame-ingest-kill-test"
+IMAP_USER, IMAP_PASSWORD = "frame", "kill-test-Passw0rd"
 PARALLEL = 2
 
 
@@ -37,6 +39,12 @@ PARALLEL = 2
 def emulator():
     with DropboxEmulator() as emu:
         yield emu
+
+
+@pytest.fixture(scope="module")
+def dovecot():
+    with DovecotServer(users={IMAP_USER: IMAP_PASSWORD}) as server:
+        yield server
 
 
 @pytest.fixture
@@ -65,7 +73,7 @@ def new_home(path: Path) -> Home:
     return Home(path, env)
 
 
-def new_trial(seed: int, root: Path, emulator, command: str | None = None,
+def new_trial(seed: int, root: Path, servers: dict, command: str | None = None,
               everything: bool = False) -> tuple[crashes.Trial, random.Random]:
     rng = random.Random(seed)
     scenarios: list = [crashes.FolderScenario()]
@@ -73,7 +81,11 @@ def new_trial(seed: int, root: Path, emulator, command: str | None = None,
         scenarios.append(crashes.LibraryScenario())
     if everything or rng.random() < 0.3:
         scenarios.append(crashes.DropboxScenario(
-            emulator, APP_KEY, f"/Kill {seed}", rng.choice(["keep", "move", "delete"])))
+            servers["dropbox"], APP_KEY, f"/Kill {seed}",
+            rng.choice(["keep", "move", "delete"])))
+    if everything or rng.random() < 0.3:
+        scenarios.append(crashes.ImapScenario(servers["imap"], IMAP_USER, IMAP_PASSWORD,
+                                              f"Kill{seed}"))
     command = command or rng.choice(sorted(crashes.COMMANDS))
     return crashes.Trial(seed, new_home(root / f"trial-{seed}" / "home"), scenarios,
                          command), rng
@@ -108,18 +120,19 @@ def play(trial: crashes.Trial, rng: random.Random, corpus, estimates: dict) -> l
 
 
 def test_sigkill_at_random_moments_loses_nothing_and_files_nothing_twice(trial_root, emulator,
-                                                                        corpus):
+                                                                        dovecot, corpus):
+    servers = {"dropbox": emulator, "imap": dovecot}
     estimates: dict[str, float] = {}
     started = time.monotonic()
     for command in sorted(crashes.COMMANDS):      # calibration: one unkilled trial each
-        trial, rng = new_trial(FIRST_SEED - 1 - len(estimates), trial_root, emulator, command,
+        trial, rng = new_trial(FIRST_SEED - 1 - len(estimates), trial_root, servers, command,
                                everything=True)
         assert play(trial, rng, corpus, estimates) == []
         assert trial.kills == 0
     seeds = [int(ONLY_SEED)] if ONLY_SEED else range(FIRST_SEED, FIRST_SEED + TRIALS)
 
     def one(seed: int) -> tuple[crashes.Trial, list[str]]:
-        trial, rng = new_trial(seed, trial_root, emulator)
+        trial, rng = new_trial(seed, trial_root, servers)
         return trial, play(trial, rng, corpus, estimates)
 
     with ThreadPoolExecutor(PARALLEL) as pool:

@@ -196,6 +196,55 @@ class DropboxScenario:
         return []
 
 
+@dataclass
+class ImapScenario:
+    """Messages of one to three pictures each from an allowed sender, in a folder of a real
+    Dovecot; the pictures' names repeat across messages."""
+
+    server: object
+    user: str
+    password: str
+    folder: str
+    sender: str = "grandma@family.example"
+    name: str = "imap"
+
+    def config(self) -> str:
+        return (f'[sources.imap]\nenabled = true\nhost = "{self.server.host}"\n'
+                f'port = {self.server.port}\nsecurity = "none"\nusername = "{self.user}"\n'
+                f'password_file = "{self.password_file}"\nfolder = "{self.folder}"\n'
+                f'processed_folder = "processed/{self.folder}"\n'
+                f'allowed_senders = ["{self.sender}"]\nmin_image_side = 50\n'
+                f"retry_wait_seconds = 0.1\ntimeout_seconds = 10\n")
+
+    password_file: str = ""
+
+    def env(self) -> dict:
+        return {}
+
+    def accepts(self, item: Input) -> bool:
+        return item.kind != "bad"
+
+    def place(self, home, inputs: list[Input]) -> None:
+        from email.message import EmailMessage
+        secret = home.path / "imap-password"
+        secret.write_text(self.password + "\n")
+        secret.chmod(0o600)
+        self.password_file = str(secret)
+        self.server.create_folder(self.user, self.folder)
+        for start in range(0, len(inputs), 3):
+            letter = EmailMessage()
+            letter["From"], letter["To"] = self.sender, "frame@family.example"
+            letter["Subject"] = f"photos {start}"
+            letter.set_content("Look!\n")
+            for item in inputs[start:start + 3]:
+                letter.add_attachment(item.data, maintype="image", subtype="jpeg",
+                                      filename="IMG_0001.jpg")   # phones repeat names
+            self.server.append(self.user, self.folder, letter.as_bytes())
+
+    def left_at_source(self) -> list[bytes]:
+        return []
+
+
 # ----------------------------------------------------------------------------- trials
 
 
@@ -226,7 +275,6 @@ class Trial:
         return [sys.executable, "-m", "pipeline", "--config", str(self.config_path), *arguments]
 
     def prepare(self, corpus: Corpus, rng: random.Random) -> None:
-        self.config_path.write_text("\n".join(s.config() for s in self.scenarios))
         inputs = choose_inputs(corpus, rng)
         by_scenario: dict[int, list[Input]] = collections.defaultdict(list)
         for item in inputs:
@@ -235,6 +283,8 @@ class Trial:
         for number, scenario in enumerate(self.scenarios):
             scenario.place(self.home, by_scenario[number])
             self.sent.extend(by_scenario[number])
+        self.config_path.write_text("\n".join(s.config() for s in self.scenarios))
+        self.config_path.chmod(0o600)
         self.before = snapshot(self.home.path)
 
     def run(self, *arguments: str, timeout: float = 120) -> subprocess.CompletedProcess:
