@@ -189,7 +189,7 @@ class Connection:
         """Run ``function`` with translated errors, retrying transient ones (bounded)."""
         retrying = Retrying(
             retry=retry_if_exception_type(TransientSourceError),
-            stop=stop_after_attempt(self.settings.retries + 1),
+            stop=stop_after_attempt(self.settings.retries + 1) | _asked_to_wait_too_long,
             wait=_wait, before_sleep=self._log_retry(action), reraise=True)
         return retrying(self._translated, action, function, *arguments, **keywords)
 
@@ -210,10 +210,21 @@ class Connection:
 _jittered = wait_random_exponential(multiplier=0.5, max=30)
 
 
+def _asked_to_wait_too_long(state: RetryCallState) -> bool:
+    """Stop retrying when a 429 asks for more than LONGEST_WAIT: the next run tries again
+    (a timer run must not sit idle for many minutes holding the instance lock)."""
+    error = state.outcome.exception() if state.outcome else None
+    if isinstance(error, RateLimited) and error.backoff and error.backoff > LONGEST_WAIT:
+        log.warning("dropbox: asked to wait %.0f s before the next request; trying again "
+                    "next run", float(error.backoff))
+        return True
+    return False
+
+
 def _wait(state: RetryCallState) -> float:
     """Exponential backoff with full jitter, but never shorter than a 429's Retry-After."""
     seconds = _jittered(state)
     error = state.outcome.exception() if state.outcome else None
     if isinstance(error, RateLimited) and error.backoff:
         seconds = max(seconds, float(error.backoff))
-    return min(seconds, LONGEST_WAIT)
+    return min(seconds, LONGEST_WAIT)   # a longer Retry-After stopped the retries already
