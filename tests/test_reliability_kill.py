@@ -101,16 +101,18 @@ def play(trial: crashes.Trial, rng: random.Random, corpus, estimates: dict) -> l
     elif rng.random() < 0.5:                        # at a random time
         took = trial.run_and_kill(trial.command, rng.uniform(0, estimate))
     else:                                           # just after a moment seen in the HOME
-        moment = "filing" if trial.command == "gate" else rng.choice(sorted(crashes.MOMENTS))
+        moment = "staging" if trial.command == "run" and rng.random() < 0.5 else "filing"
         took = trial.run_and_kill(trial.command, rng.uniform(0, 0.05), when=moment)
     if estimate is None:
         estimates[trial.command] = took
     if estimate and rng.random() < 0.2:            # killed again while recovering
-        trial.run_and_kill("run", rng.uniform(0, 0.05), when="filing")
-    final = trial.run("run")
-    if final.returncode != 0:
-        return [f"seed {trial.seed}: the final run exited {final.returncode}: "
-                f"{final.stderr.strip().splitlines()[-3:]}"]
+        trial.run_and_kill(crashes.FINISH[trial.command][-1], rng.uniform(0, 0.05),
+                           when="filing")
+    for command in crashes.FINISH[trial.command]:
+        final = trial.run(command)
+        if final.returncode != 0:
+            return [f"seed {trial.seed}: the final {command} exited {final.returncode}: "
+                    f"{final.stderr.strip().splitlines()[-3:]}"]
     problems = crashes.check_invariant(trial)
     parent = trial.home.path.parent
     strays = sorted(entry.name for entry in parent.iterdir() if entry.name != "home")

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol
 
+from pipeline.cli import COMMANDS as CLI_COMMANDS
 from tests import images
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".heic", ".tif"}
@@ -312,25 +313,26 @@ class Trial:
         return time.monotonic() - started
 
 
-def count_filed(home) -> int:
-    return sum(len(files_under(folder)) for folder in (home.pictures, home.quarantine,
-                                                        home.rejected))
+def count_filed(home) -> tuple[int, ...]:
+    """Files in Pictures, quarantine and rejected (a move shows as one of them growing)."""
+    return tuple(len(files_under(folder)) for folder in (home.pictures, home.quarantine,
+                                                          home.rejected))
 
 
-def _staging_busy(home, filed_before: int) -> bool:
+def _staging_busy(home, filed_before: tuple[int, ...]) -> bool:
     staging = home.state_dir / "staging"
     return staging.exists() and any(staging.iterdir())
 
 
-def _first_filed(home, filed_before: int) -> bool:
-    return count_filed(home) > filed_before
+def _first_filed(home, filed_before: tuple[int, ...]) -> bool:
+    return any(now > before for now, before in zip(count_filed(home), filed_before))
 
 
 # Moments a kill can be aimed at, found by polling the HOME while the command runs.
 MOMENTS = {"staging": _staging_busy, "filing": _first_filed}
 
 
-def wait_for_moment(child: subprocess.Popen, reached, home, filed_before: int,
+def wait_for_moment(child: subprocess.Popen, reached, home, filed_before: tuple[int, ...],
                     deadline_seconds: float = 60) -> None:
     """Poll until ``reached(home, filed_before)`` or the child ends (then return at once)."""
     deadline = time.monotonic() + deadline_seconds
@@ -365,7 +367,25 @@ def prepare_gate(trial: Trial) -> None:
     assert result.returncode == 0, result.stderr
 
 
+def prepare_resweep(trial: Trial) -> None:
+    """``resweep`` is killed over a library that received copies by another path (a USB
+    stick, a share): every promoted picture gets a byte copy straight into Pictures."""
+    result = trial.run("run")
+    assert result.returncode == 0, result.stderr
+    for number, path in enumerate(files_under(trial.home.pictures)):
+        data = path.read_bytes()
+        copy = path.with_name(f"usb {number}{path.suffix}")
+        copy.write_bytes(data)
+        trial.sent.append(Input(copy.name, data, "copy"))
+    trial.before = snapshot(trial.home.path)
+
+
 COMMANDS: dict[str, Callable[[Trial], None]] = {"run": lambda trial: None, "gate": prepare_gate}
+# What brings a trial to its end state after the kills.
+FINISH: dict[str, list[str]] = {"run": ["run"], "gate": ["run"]}
+if "resweep" in CLI_COMMANDS:       # the nightly pass, once it exists in this tree
+    COMMANDS["resweep"] = prepare_resweep
+    FINISH["resweep"] = ["run", "resweep"]
 
 
 # ----------------------------------------------------------------------------- the invariant
