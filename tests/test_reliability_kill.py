@@ -102,7 +102,8 @@ def play(trial: crashes.Trial, rng: random.Random, corpus, estimates: dict) -> l
         took = trial.run_and_kill(trial.command, rng.uniform(0, estimate))
     else:                                           # just after a moment seen in the HOME
         moment = "staging" if trial.command == "run" and rng.random() < 0.5 else "filing"
-        took = trial.run_and_kill(trial.command, rng.uniform(0, 0.05), when=moment)
+        delay = 0.0 if rng.random() < 0.5 else rng.uniform(0, 0.05)
+        took = trial.run_and_kill(trial.command, delay, when=moment)
     if estimate is None:
         estimates[trial.command] = took
     if estimate and rng.random() < 0.2:            # killed again while recovering
