@@ -25,6 +25,7 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".gif", ".t
                   ".heic", ".heif", ".hif"}
 BATCH = 200
 POOL_THRESHOLD = 16     # fewer files than this are signed in-process
+WINDOW_PER_WORKER = 64  # jobs in flight per worker: bounds the results held in memory
 
 
 @dataclass
@@ -84,12 +85,23 @@ def sign_library_file(job: tuple[str, str, int, int, int]):
 
 
 def signed_files(jobs: list, workers: int) -> Iterator[tuple[LibraryFile, Signature | None, str]]:
-    """Sign ``jobs`` in a pool of ``workers`` processes (in-process for a few)."""
+    """Sign ``jobs`` in a pool of ``workers`` processes (in-process for a few; 0 = all cores).
+
+    ``Pool.imap_unordered`` queues every task at once and its result thread keeps every
+    finished result until the caller takes it, so a slow consumer (SQLite on an SD card)
+    would let up to the whole library's signatures pile up. Jobs therefore go to the pool
+    in windows of WINDOW_PER_WORKER per worker: at most one window of results (about
+    1.5 kB each) is ever held, whatever the library size.
+    """
+    workers = workers or os.cpu_count() or 1
     if workers <= 1 or len(jobs) < POOL_THRESHOLD:
         yield from map(sign_library_file, jobs)
         return
+    window = workers * WINDOW_PER_WORKER
     with get_context("forkserver" if os.name == "posix" else "spawn").Pool(workers) as pool:
-        yield from pool.imap_unordered(sign_library_file, jobs, chunksize=4)
+        for start in range(0, len(jobs), window):
+            yield from pool.imap_unordered(sign_library_file, jobs[start:start + window],
+                                           chunksize=4)
 
 
 def refresh(store, pictures: Path, *, exclude: list[str] = (), workers: int = 1,

@@ -8,12 +8,14 @@ holds the lock (EX_TEMPFAIL: systemd and cron may simply try again later).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from pipeline import __version__
 from pipeline.config import Config, load_config
@@ -80,7 +82,28 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--json", action="store_true")
     restore = actions.add_parser("restore", help="move a file back into Pictures for good")
     restore.add_argument("name", help="the name as `quarantine list` shows it")
+    add_maintenance_commands(commands)
     return parser
+
+
+def add_maintenance_commands(commands) -> None:
+    """resweep, install-systemd and review: the unattended-operation commands."""
+    resweep = commands.add_parser("resweep", help="re-sign the library and quarantine the "
+                                  "duplicates inside it")
+    resweep.add_argument("--dry-run", action="store_true", help="say what would move, move "
+                         "nothing")
+    resweep.add_argument("--json", action="store_true", help="print the result as one JSON "
+                         "object")
+    resweep.add_argument("--wait", action="store_true", help="wait for a running frame-ingest "
+                         "instead of exiting 75")
+    units = commands.add_parser("install-systemd", help="write and enable the systemd units")
+    units.add_argument("--user", action="store_true", help="user units (~/.config/systemd/user)")
+    units.add_argument("--dry-run", action="store_true", help="print the units and commands, "
+                       "write and run nothing")
+    review = commands.add_parser("review", help="write an HTML page of quarantined and "
+                                 "rejected files")
+    review.add_argument("--output", metavar="DIR", help="folder for the page (default: "
+                        "state_dir/review)")
 
 
 def setup_logging(verbose: bool, quiet: bool) -> None:
@@ -247,6 +270,55 @@ def command_quarantine(config: Config, arguments) -> int:
     return EXIT_OK
 
 
+def command_resweep(config: Config, arguments) -> int:
+    from pipeline.resweep import resweep
+    with instance_lock(config.library.state_dir, wait=arguments.wait), \
+            Store(config.database) as store, _progress_bar() as progress:
+        report = resweep(config, store, dry_run=arguments.dry_run, progress=progress)
+    if arguments.json:
+        print(json.dumps(report.to_dict()))
+    elif arguments.dry_run:
+        for move in report.planned:
+            print(f"would quarantine {move['path']}: {move['reason']}")
+    print(report.line(), file=sys.stderr)
+    return EXIT_FAILED if report.errors else EXIT_OK
+
+
+@contextlib.contextmanager
+def _progress_bar():
+    """A tqdm bar (files signed / total, rate, ETA) on an interactive stderr, else None:
+    never under systemd (journald reads stderr) or in a pipe."""
+    if not sys.stderr.isatty() or os.environ.get("JOURNAL_STREAM"):
+        yield None
+        return
+    from tqdm import tqdm
+    bar = tqdm(total=0, unit="file", desc="signing", file=sys.stderr, leave=False)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+    try:
+        yield progress
+    finally:
+        bar.close()
+
+
+def command_install_systemd(config: Config, arguments) -> int:
+    from pipeline import units
+    return units.install(config, user=arguments.user, dry_run=arguments.dry_run)
+
+
+def command_review(config: Config, arguments) -> int:
+    from pipeline import review
+    output = Path(arguments.output) if arguments.output else config.library.state_dir / "review"
+    with Store(config.database) as store:
+        first_page, count = review.write_review(store, config, output)
+    print(f"{count} file(s) to review: {first_page.resolve().as_uri()}")
+    return EXIT_OK
+
+
 COMMANDS = {"run": command_run, "fetch": command_fetch, "gate": command_gate,
             "status": command_status, "check": command_check, "watch": command_watch,
-            "quarantine": command_quarantine, "dropbox-auth": command_dropbox_auth}
+            "dropbox-auth": command_dropbox_auth,
+            "quarantine": command_quarantine, "resweep": command_resweep,
+            "install-systemd": command_install_systemd, "review": command_review}

@@ -121,6 +121,10 @@ class ImapSourceConfig:
 class ResweepConfig:
     exclude: list = setting([], "strlist")
     workers: int = setting(0, "int", minimum=0, maximum=256)
+    # "similar": the largest hash distance the whole-library search looks at (capped by
+    # [dedupe] hash_distance). Up to 7 costs one lookup per chunk and its 16 one-bit
+    # neighbours; 8..11 costs 137 lookups per chunk (about 8 times slower).
+    hash_distance: int = setting(7, "int", minimum=0, maximum=11)
 
 
 # (table name in the file, Config attribute, dataclass)

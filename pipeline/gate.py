@@ -11,6 +11,10 @@ Pure decision, no file moves. The three methods, each a superset of the one befo
   scale). The hash only finds candidates cheaply; the
   confirm step is what keeps burst shots and brightness-edited copies apart.
 
+``pair_distances`` is the ONE place that says whether two signatures match (after the
+cheap candidate step): the gate calls it for one newcomer against its few candidates, the
+nightly resweep (``pipeline/duplicates.py``) for thousands of candidate pairs at once.
+
 Pairs a person restored from quarantine (``overrides``) are never matched again.
 """
 
@@ -23,7 +27,7 @@ import numpy as np
 from pipeline.config import DedupeConfig
 from pipeline.index import SignatureIndex
 from pipeline.items import Decision, Verdict
-from pipeline.signatures import THUMB, Signature, phash, rotations, thumb_distance
+from pipeline.signatures import THUMB, Signature, phash, rotations
 
 ASPECT_TOLERANCE = 0.03
 
@@ -33,6 +37,71 @@ class Match:
     position: int           # in the index
     method: str
     distance: float
+
+
+@dataclass
+class PairSide:
+    """One side of N candidate pairs, as arrays: means (N, 3) 0..255, sizes (N, 2) as
+    (width, height), thumbs (N, THUMB, THUMB) uint8 (None for the ``rms`` method)."""
+    means: np.ndarray
+    sizes: np.ndarray
+    thumbs: np.ndarray | None = None
+
+
+def pair_distances(method: str, settings: DedupeConfig, first: PairSide, second: PairSide,
+                   rotation: np.ndarray) -> np.ndarray:
+    """Distance of each candidate pair, ``inf`` where the pair does not match.
+
+    ``rotation[i]`` (0..3 quarter turns counter-clockwise) is the turn of ``first`` whose
+    hash brought the pair up; ``similar`` compares ``first``'s thumbnail turned that way.
+    ``rms``: the largest band-mean difference (0..255), a match when < ``rms_threshold``.
+    ``similar``: same aspect, band means within ``mean_delta``, thumbnail brightness within
+    ``luma_delta`` and thumbnail RMS difference <= ``thumb_rms`` (0..1). Exact byte copies
+    are matched before this.
+    """
+    if method == "rms":
+        distance = _mean_gap(first, second).max(axis=1)
+        return np.where(distance < settings.rms_threshold, distance, np.inf)
+    if method != "similar":
+        return np.full(len(rotation), np.inf)
+    plausible = plausible_pairs(settings, first, second, rotation)
+    distance = np.full(len(rotation), np.inf)
+    for quarter in range(4):
+        chosen = np.flatnonzero(plausible & (rotation == quarter))
+        if len(chosen) == 0:
+            continue
+        turned = np.rot90(first.thumbs[chosen], quarter, axes=(1, 2)).astype(np.float32)
+        other = second.thumbs[chosen].astype(np.float32)
+        difference = turned - other
+        rms = np.sqrt(np.mean(difference * difference, axis=(1, 2))) / 255.0
+        brightness = np.abs(turned.mean(axis=(1, 2)) - other.mean(axis=(1, 2))) / 255.0
+        confirmed = (rms <= settings.thumb_rms) & (brightness <= settings.luma_delta)
+        distance[chosen] = np.where(confirmed, rms, np.inf)
+    return distance
+
+
+def plausible_pairs(settings: DedupeConfig, first: PairSide, second: PairSide,
+                    rotation: np.ndarray) -> np.ndarray:
+    """The cheap half of the ``similar`` test (aspect, band means): needs no thumbnails, so
+    the resweep can drop most candidates before it reads any thumbnail from the store."""
+    return _same_aspect(first.sizes, second.sizes, rotation) & \
+        np.all(_mean_gap(first, second) / 255.0 <= settings.mean_delta, axis=1)
+
+
+def _mean_gap(first: PairSide, second: PairSide) -> np.ndarray:
+    return np.abs(np.asarray(first.means, np.float32) - np.asarray(second.means, np.float32))
+
+
+def _same_aspect(first_sizes, second_sizes, rotation) -> np.ndarray:
+    first_sizes = np.asarray(first_sizes, np.float64).reshape(-1, 2)
+    second_sizes = np.asarray(second_sizes, np.float64).reshape(-1, 2)
+    turned = (np.asarray(rotation) % 2) == 1  # a quarter turn swaps the sides
+    width = np.where(turned, second_sizes[:, 1], second_sizes[:, 0])
+    height = np.where(turned, second_sizes[:, 0], second_sizes[:, 1])
+    valid = (np.minimum(width, height) > 0) & (first_sizes.min(axis=1) > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = (first_sizes[:, 0] / first_sizes[:, 1]) / (width / height)
+    return valid & (np.abs(ratio - 1.0) <= ASPECT_TOLERANCE)
 
 
 def find_match(signature: Signature, index: SignatureIndex, thumbs_of, settings: DedupeConfig,
@@ -46,60 +115,40 @@ def find_match(signature: Signature, index: SignatureIndex, thumbs_of, settings:
         if index.sha256[position] not in excluded:
             return Match(position, "exact", 0.0)
     if settings.method == "rms":
-        return _rms_match(signature, index, settings, excluded)
+        positions = [int(position) for position in
+                     index.mean_matches(signature.mean, settings.rms_threshold)]
+        return _best(signature, index, positions, [0] * len(positions), None, settings,
+                     excluded)
     if settings.method == "similar":
-        return _similar_match(signature, index, thumbs_of, settings, excluded)
+        hashes = [phash(thumb) for _, thumb in rotations(signature.thumb_array())]
+        found = index.hash_candidates(hashes, settings.hash_distance)
+        return _best(signature, index, [position for position, _, _ in found],
+                     [rotation for _, rotation, _ in found], thumbs_of, settings, excluded)
     return None
 
 
-def _rms_match(signature, index, settings, excluded) -> Match | None:
-    positions = [position for position in index.mean_matches(signature.mean,
-                                                             settings.rms_threshold)
-                 if index.sha256[position] not in excluded]
-    if not positions:
+def _best(signature, index, positions, turns, thumbs_of, settings, excluded) -> Match | None:
+    """Confirm the candidates with ``pair_distances``; the closest match wins."""
+    keep = [number for number, position in enumerate(positions)
+            if index.sha256[position] not in excluded]
+    if not keep:
         return None
-    query = np.asarray(signature.mean, dtype=np.float32)
-    distances = [float(np.max(np.abs(index.means[position] - query))) for position in positions]
+    positions = np.asarray([positions[number] for number in keep], dtype=np.int64)
+    turns = np.asarray([turns[number] for number in keep], dtype=np.int64)
+    count = len(positions)
+    first = PairSide(np.repeat([signature.mean], count, axis=0),
+                     np.repeat([[signature.width, signature.height]], count, axis=0))
+    second = PairSide(index.means[positions], index.sizes[positions])
+    if thumbs_of is not None:
+        stored = thumbs_of(sorted(set(positions.tolist())))
+        first.thumbs = np.repeat(signature.thumb_array()[None], count, axis=0)
+        second.thumbs = np.stack([np.frombuffer(stored[position], dtype=np.uint8)
+                                  .reshape(THUMB, THUMB) for position in positions.tolist()])
+    distances = pair_distances(settings.method, settings, first, second, turns)
     best = int(np.argmin(distances))
-    return Match(int(positions[best]), "rms", round(distances[best], 4))
-
-
-def _similar_match(signature, index, thumbs_of, settings, excluded) -> Match | None:
-    turned = rotations(signature.thumb_array())
-    hashes = [phash(thumb) for _, thumb in turned]
-    candidates = [(position, rotation) for position, rotation, _ in
-                  index.hash_candidates(hashes, settings.hash_distance)
-                  if index.sha256[position] not in excluded
-                  and _same_aspect(signature, index.sizes[position], rotation)
-                  and _means_close(signature, index.means[position], settings.mean_delta)]
-    if not candidates:
+    if not np.isfinite(distances[best]):
         return None
-    stored = thumbs_of(sorted({position for position, _ in candidates}))
-    best: Match | None = None
-    brightness = float(turned[0][1].mean())
-    for position, rotation in candidates:
-        library_thumb = np.frombuffer(stored[position], dtype=np.uint8).reshape(THUMB, THUMB)
-        if abs(brightness - float(library_thumb.mean())) / 255.0 > settings.luma_delta:
-            continue
-        distance = thumb_distance(turned[rotation][1], library_thumb)
-        if distance <= settings.thumb_rms and (best is None or distance < best.distance):
-            best = Match(position, "similar", round(distance, 4))
-    return best
-
-
-def _same_aspect(signature: Signature, library_size, rotation: int) -> bool:
-    width, height = int(library_size[0]), int(library_size[1])
-    if rotation % 2:  # a quarter turn swaps the sides
-        width, height = height, width
-    if min(width, height, signature.width, signature.height) <= 0:
-        return False
-    ratio = (signature.width / signature.height) / (width / height)
-    return abs(ratio - 1.0) <= ASPECT_TOLERANCE
-
-
-def _means_close(signature: Signature, library_mean, limit: float) -> bool:
-    difference = np.abs(np.asarray(signature.mean, dtype=np.float32) - library_mean) / 255.0
-    return bool(np.all(difference <= limit))
+    return Match(int(positions[best]), settings.method, round(float(distances[best]), 4))
 
 
 def decide(signature: Signature, index: SignatureIndex, thumbs_of, settings: DedupeConfig,

@@ -19,7 +19,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline import catalog
+from pipeline import catalog, resweep
 from pipeline.config import Config
 from pipeline.errors import LibraryError
 from pipeline.gate import decide
@@ -201,8 +201,11 @@ class Gate:
         return target.relative_to(self.roots[folder]).as_posix()
 
     def replay_journal(self) -> None:
-        """Finish every plan a crashed run left behind, before anything else."""
+        """Finish every plan a crashed run (or resweep) left behind, before anything else."""
+        resweep.replay_journal(self.store, self.config)
         for item_id, plan in self.store.journal():
+            if item_id.startswith(resweep.JOURNAL_PREFIX):
+                continue
             directory = self.staging.root / item_id
             if not (directory / "meta.json").exists():
                 with self.store.transaction() as tx:

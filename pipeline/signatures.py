@@ -34,7 +34,8 @@ HASH_SIDE = 8              # the hash keeps the HASH_SIDE x HASH_SIDE lowest fre
 _heif_registered = False
 
 
-def _register_heif() -> None:
+def register_heif() -> None:
+    """iPhones send HEIC: teach Pillow to open it (once per process)."""
     global _heif_registered
     if not _heif_registered:
         try:
@@ -94,7 +95,7 @@ def sign_bytes(data: bytes, max_pixels: int = 100_000_000) -> Signature:
 
 def decode_reduced(data: bytes, max_pixels: int) -> tuple[Image.Image, str, int, int]:
     """Decode at the smallest size that serves; return (RGB image, format, full w, full h)."""
-    _register_heif()
+    register_heif()
     if not data:
         raise NotAnImage("empty file")
     try:
@@ -207,6 +208,16 @@ def phash(thumb: np.ndarray) -> int:
     median = np.median(low[1:])
     bits = (low > median).astype(np.uint64)
     return int((bits * _BIT_WEIGHTS).sum(dtype=np.uint64))
+
+
+def phash_many(thumbs: np.ndarray) -> np.ndarray:
+    """``phash`` of a stack of thumbnails at once (uint64 array): the resweep hashes every
+    stored thumbnail in its three other rotations, in batches of thousands."""
+    coefficients = _DCT @ thumbs.astype(np.float64) @ _DCT.T
+    low = coefficients[:, :HASH_SIDE, :HASH_SIDE].reshape(len(thumbs), -1)
+    median = np.median(low[:, 1:], axis=1, keepdims=True)
+    bits = (low > median).astype(np.uint64)
+    return (bits * _BIT_WEIGHTS).sum(axis=1, dtype=np.uint64)
 
 
 def rotations(thumb: np.ndarray) -> list[tuple[int, np.ndarray]]:

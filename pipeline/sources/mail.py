@@ -28,10 +28,11 @@ from email.utils import getaddresses, parsedate_to_datetime
 
 from PIL import Image, UnidentifiedImageError
 
+from pipeline.signatures import register_heif
+
 MAX_DEPTH = 12          # nesting of multiparts and forwarded messages
 MAX_PARTS = 500         # leaf parts looked at in one message
 
-_heif_registered = False
 
 
 @dataclass(frozen=True)
@@ -141,7 +142,7 @@ def identify(data: bytes) -> tuple[str, int, int] | None:
     Only the header is read, nothing is decoded: cheap on a Pi. A picture too large to
     open safely still counts as an image, so the gate rejects it with its reason.
     """
-    _register_heif()
+    register_heif()
     if not data:
         return None
     try:
@@ -155,17 +156,6 @@ def identify(data: bytes) -> tuple[str, int, int] | None:
             IndexError, KeyError):
         return None
 
-
-def _register_heif() -> None:
-    """iPhones send HEIC: teach Pillow to recognise it (once)."""
-    global _heif_registered
-    if not _heif_registered:
-        try:
-            import pillow_heif
-            pillow_heif.register_heif_opener()
-        except ImportError:  # pragma: no cover - pillow-heif is a declared dependency
-            pass
-        _heif_registered = True
 
 
 def _filename(part: EmailMessage) -> str:
