@@ -42,8 +42,9 @@ def commands_to_try() -> list[list[str]]:
     """Every command of the CLI that runs without a person (watch separately, briefly)."""
     commands = [["fetch"], ["run"], ["gate"], ["status"], ["status", "--json"], ["check"],
                 ["quarantine", "list"], ["dropbox-auth"]]
-    if "resweep" in COMMANDS:
-        commands.append(["resweep"])
+    optional = {"resweep": ["resweep"], "review": ["review"],
+                "install-systemd": ["install-systemd", "--dry-run"]}
+    commands += [arguments for name, arguments in optional.items() if name in COMMANDS]
     return commands
 
 
