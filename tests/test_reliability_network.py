@@ -137,7 +137,6 @@ def dropbox_trial(home, emulator):
     scenario = crashes.DropboxScenario(emulator, APP_KEY, f"/Network {id(home)}")
     trial = crashes.Trial(0, home, [scenario], "run")
     scenario.place(home, [])
-    emulator.make_folder(scenario.folder)
     trial.config_path.write_text("[sources.folder]\nenabled = false\n" + scenario.config()
                                  .replace("retries = 2", "retries = 1"))
     trial.config_path.chmod(0o600)

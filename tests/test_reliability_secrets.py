@@ -131,7 +131,6 @@ def test_a_token_file_open_to_others_gets_one_warning_naming_it(home, emulator):
     trial = crashes.Trial(0, home, [scenario], "run")
     trial.config_path.write_text(scenario.config())
     trial.config_path.chmod(0o600)
-    emulator.make_folder(scenario.folder)
     token_file.chmod(0o600)
     quiet = trial.run("check")
     assert quiet.returncode == 0 and "chmod" not in quiet.stdout + quiet.stderr

@@ -190,6 +190,7 @@ class DropboxScenario:
         token_file = home.state_dir / "dropbox-refresh-token"
         token_file.write_text(self.token + "\n")
         token_file.chmod(0o600)
+        self.emulator.make_folder(self.folder)          # it may get no file at all
         for item in inputs:
             self.emulator.put_file(f"{self.folder}/{item.name}", item.data)
 
