@@ -136,7 +136,10 @@ def test_sigkill_at_random_moments_loses_nothing_and_files_nothing_twice(trial_r
 
     def one(seed: int) -> tuple[crashes.Trial, list[str]]:
         trial, rng = new_trial(seed, trial_root, servers)
-        return trial, play(trial, rng, corpus, estimates)
+        try:
+            return trial, play(trial, rng, corpus, estimates)
+        except Exception as exc:            # one broken trial must not hide the others
+            return trial, [f"seed {seed}: {type(exc).__name__}: {exc}"]
 
     with ThreadPoolExecutor(PARALLEL) as pool:
         outcomes = list(pool.map(one, seeds))
