@@ -14,7 +14,7 @@ from pipeline.items import Provenance
 from pipeline.library import move_file
 from pipeline.staging import Staging
 from tests import images
-from tests.support import crashes
+from tests.support import crashes, scenarios
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs as "
                                 "Pictures needs root (CI runs as root)")
@@ -37,9 +37,9 @@ def big_photos() -> list[bytes]:
 
 
 def sent_to_folder(home, photos: list[bytes]) -> crashes.Trial:
-    trial = crashes.Trial(0, home, [crashes.FolderScenario()], "run")
-    trial.config_path.write_text(crashes.FolderScenario().config())
-    trial.sent = [crashes.Input(f"IMG_{n}.jpg", data, "photo") for n, data in enumerate(photos)]
+    trial = crashes.Trial(0, home, [scenarios.FolderScenario()], "run")
+    trial.config_path.write_text(scenarios.FolderScenario().config())
+    trial.sent = [scenarios.Input(f"IMG_{n}.jpg", data, "photo") for n, data in enumerate(photos)]
     trial.scenarios[0].place(home, trial.sent)
     trial.before = crashes.snapshot(home.path)
     return trial

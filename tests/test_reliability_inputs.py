@@ -23,7 +23,7 @@ from PIL import Image
 from pipeline.items import Provenance
 from pipeline.staging import Staging
 from tests import images
-from tests.support import crashes
+from tests.support import crashes, scenarios
 from tests.test_reliability_names import problems_with
 
 
@@ -128,7 +128,7 @@ def test_every_bad_input_gets_its_defined_outcome_and_the_run_goes_on(home, case
         staging.stage(io.BytesIO(case.data), Provenance("folder", f"case-{number}", case.name))
     trial = crashes.Trial(0, home, [], "gate")
     trial.config_path.write_text("")
-    trial.sent = [crashes.Input(case.name, case.data, "bad") for case in cases]
+    trial.sent = [scenarios.Input(case.name, case.data, "bad") for case in cases]
     trial.before = crashes.snapshot(home.path)
     result = trial.run("gate")
     assert result.returncode == 0, result.stderr

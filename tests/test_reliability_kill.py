@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Home
-from tests.support import crashes
+from tests.support import crashes, scenarios
 from tests.support.dovecot import DovecotServer
 from tests.support.dropbox_emulator import DropboxEmulator
 
@@ -61,8 +61,8 @@ def trial_root(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def corpus() -> crashes.Corpus:
-    return crashes.build_corpus()
+def corpus() -> scenarios.Corpus:
+    return scenarios.build_corpus()
 
 
 def new_home(path: Path) -> Home:
@@ -76,18 +76,18 @@ def new_home(path: Path) -> Home:
 def new_trial(seed: int, root: Path, servers: dict, command: str | None = None,
               everything: bool = False) -> tuple[crashes.Trial, random.Random]:
     rng = random.Random(seed)
-    scenarios: list = [crashes.FolderScenario()]
+    sources: list = [scenarios.FolderScenario()]
     if everything or rng.random() < 0.4:
-        scenarios.append(crashes.LibraryScenario())
+        sources.append(scenarios.LibraryScenario())
     if everything or rng.random() < 0.3:
-        scenarios.append(crashes.DropboxScenario(
+        sources.append(scenarios.DropboxScenario(
             servers["dropbox"], APP_KEY, f"/Kill {seed}",
             rng.choice(["keep", "move", "delete"])))
     if everything or rng.random() < 0.3:
-        scenarios.append(crashes.ImapScenario(servers["imap"], IMAP_USER, IMAP_PASSWORD,
+        sources.append(scenarios.ImapScenario(servers["imap"], IMAP_USER, IMAP_PASSWORD,
                                               f"Kill{seed}"))
     command = command or rng.choice(sorted(crashes.COMMANDS))
-    return crashes.Trial(seed, new_home(root / f"trial-{seed}" / "home"), scenarios,
+    return crashes.Trial(seed, new_home(root / f"trial-{seed}" / "home"), sources,
                          command), rng
 
 
@@ -122,6 +122,7 @@ def play(trial: crashes.Trial, rng: random.Random, corpus, estimates: dict) -> l
     return problems
 
 
+@pytest.mark.timeout(max(300, 4 * TRIALS))
 def test_sigkill_at_random_moments_loses_nothing_and_files_nothing_twice(trial_root, emulator,
                                                                         dovecot, corpus):
     servers = {"dropbox": emulator, "imap": dovecot}

@@ -18,7 +18,7 @@ import pytest
 
 from tests import images, mails
 from tests.imap_helpers import PASSWORD, write_config
-from tests.support import crashes
+from tests.support import crashes, scenarios
 from tests.support.dovecot import DovecotServer
 from tests.support.dropbox_emulator import DropboxEmulator
 from tests.support.proxy import FaultyProxy
@@ -134,7 +134,7 @@ def emulator():
 
 @pytest.fixture
 def dropbox_trial(home, emulator):
-    scenario = crashes.DropboxScenario(emulator, APP_KEY, f"/Network {id(home)}")
+    scenario = scenarios.DropboxScenario(emulator, APP_KEY, f"/Network {id(home)}")
     trial = crashes.Trial(0, home, [scenario], "run")
     scenario.place(home, [])
     trial.config_path.write_text("[sources.folder]\nenabled = false\n" + scenario.config()

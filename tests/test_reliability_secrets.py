@@ -18,7 +18,7 @@ import pytest
 from pipeline.cli import COMMANDS
 from tests import images, mails
 from tests.imap_helpers import read_text, wait_for
-from tests.support import crashes
+from tests.support import crashes, scenarios
 from tests.support.dovecot import DovecotServer
 from tests.support.dropbox_emulator import DropboxEmulator
 
@@ -81,9 +81,9 @@ def test_no_command_ever_shows_or_stores_a_secret(home, emulator, dovecot, secre
     for path, value in ((token_file, token), (password_file, IMAP_PASSWORD)):
         path.write_text(value + "\n")
         path.chmod(0o600)
-    dropbox = crashes.DropboxScenario(emulator, APP_KEY, f"/Secrets {secrets_from}")
-    imap = crashes.ImapScenario(dovecot, IMAP_USER, IMAP_PASSWORD, f"Secrets{secrets_from}")
-    imap.place(home, [crashes.Input("IMG_2.jpg", mails.picture(951), "photo")])
+    dropbox = scenarios.DropboxScenario(emulator, APP_KEY, f"/Secrets {secrets_from}")
+    imap = scenarios.ImapScenario(dovecot, IMAP_USER, IMAP_PASSWORD, f"Secrets{secrets_from}")
+    imap.place(home, [scenarios.Input("IMG_2.jpg", mails.picture(951), "photo")])
     Path(imap.password_file).unlink()           # this test keeps its secrets in secret_dir
     if secrets_from == "file":
         imap.password_file = str(password_file)
@@ -125,7 +125,7 @@ def test_no_command_ever_shows_or_stores_a_secret(home, emulator, dovecot, secre
 
 def test_a_token_file_open_to_others_gets_one_warning_naming_it(home, emulator):
     token = emulator.add_refresh_token(APP_KEY)
-    scenario = crashes.DropboxScenario(emulator, APP_KEY, "/Secrets open")
+    scenario = scenarios.DropboxScenario(emulator, APP_KEY, "/Secrets open")
     scenario.place(home, [])
     token_file = home.state_dir / "dropbox-refresh-token"
     trial = crashes.Trial(0, home, [scenario], "run")
@@ -157,7 +157,7 @@ def test_a_config_file_open_to_others_gets_one_warning_naming_it(home):
 
 
 def test_an_imap_password_file_open_to_others_gets_one_warning_naming_it(home, dovecot):
-    imap = crashes.ImapScenario(dovecot, IMAP_USER, IMAP_PASSWORD, "SecretsOpen")
+    imap = scenarios.ImapScenario(dovecot, IMAP_USER, IMAP_PASSWORD, "SecretsOpen")
     imap.place(home, [])
     trial = crashes.Trial(0, home, [imap], "run")
     trial.config_path.write_text("[sources.folder]\nenabled = false\n" + imap.config())
