@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import ConfigError
+from pipeline.secrets import warn_if_readable_by_others
 
 ENV_CONFIG = "FRAME_INGEST_CONFIG"
 
@@ -188,7 +189,10 @@ def load_config(explicit: str | None = None) -> Config:
             raise ConfigError(f"{path}: cannot read: {exc}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    return parse_config(data, label, path)
+    config = parse_config(data, label, path)
+    if path is not None:
+        warn_if_readable_by_others(path, "the configuration file")
+    return config
 
 
 def parse_config(data: dict, label: str = "config", path: Path | None = None) -> Config:

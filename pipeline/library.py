@@ -21,7 +21,7 @@ from pipeline.errors import LibraryError
 from pipeline.staging import fsync_directory
 
 MAX_NAME_BYTES = 200
-_WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{n}" for n in range(1, 10)),
+_WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$", *(f"COM{n}" for n in range(1, 10)),
                      *(f"LPT{n}" for n in range(1, 10))}
 EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "GIF": ".gif", "TIFF": ".tif",
               "HEIF": ".heic", "MPO": ".jpg", "BMP": ".bmp"}
@@ -30,21 +30,32 @@ _ACCEPTED_SUFFIXES = {"JPEG": {".jpg", ".jpeg", ".jpe", ".jfif"}, "MPO": {".jpg"
 
 
 def sanitize_name(name: str, fallback: str = "photo") -> str:
-    """A safe single file name: no path parts, no control characters, NFC, bounded length."""
-    name = unicodedata.normalize("NFC", name or "")
-    name = re.split(r"[\\/]", name)[-1]                    # drop any directory part
+    """A safe single file name: no path parts, no control characters, NFC, bounded length,
+    no Windows-reserved stem, no leading/trailing spaces or trailing dot (the frame's
+    library may be shared to Windows machines or live on a FAT card)."""
+    name = re.split(r"[\\/]", name or "")[-1]            # drop any directory part
+    # control/format characters go before normalising: removing one later could leave a
+    # letter and its accent side by side, which is no longer NFC
     name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C")
-    name = re.sub(r'[<>:"|?*]', "_", name).strip().strip(".").strip()
-    if not name:
-        name = fallback
+    name = unicodedata.normalize("NFC", name)
+    name = _trimmed(re.sub(r'[<>:"|?*]', "_", name)) or fallback
     stem, suffix = os.path.splitext(name)
-    if stem.upper().split(".")[0] in _WINDOWS_RESERVED:
+    if stem.split(".")[0].rstrip(" ").upper() in _WINDOWS_RESERVED:
         stem = "_" + stem
     if len(suffix.encode()) > 16:
         stem, suffix = stem + suffix, ""
     while len((stem + suffix).encode("utf-8")) > MAX_NAME_BYTES:
         stem = stem[:-1]
-    return (stem or fallback) + suffix
+    name = unicodedata.normalize("NFC", (_trimmed(stem) if not suffix else stem) + suffix)
+    return name if _trimmed(name) == name and name.strip(".") else fallback
+
+
+def _trimmed(name: str) -> str:
+    """Without leading/trailing white space and dots (Windows drops trailing ones)."""
+    previous = None
+    while previous != name:
+        previous, name = name, name.strip().strip(".")
+    return name
 
 
 def with_extension(name: str, image_format: str) -> str:
@@ -74,6 +85,7 @@ def dated_folder(root: Path, day: date | None = None) -> Path:
 def move_file(source: Path, target: Path) -> None:
     """Durably move ``source`` to ``target`` (which must not hold other bytes); idempotent."""
     try:
+        _temporary_for(target).unlink(missing_ok=True)   # left by a run killed mid-copy
         if target.exists():
             if source.exists() and not _same_bytes(source, target):
                 raise LibraryError(f"{target}: already exists with other content; not overwritten")
@@ -88,7 +100,7 @@ def move_file(source: Path, target: Path) -> None:
 
 def _publish_copy(source: Path, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.parent / f".frame-ingest-{os.getpid()}-{target.name}"[:250]
+    temporary = _temporary_for(target)
     try:
         with open(source, "rb") as reader, open(temporary, "wb") as writer:
             shutil.copyfileobj(reader, writer, 1024 * 1024)
@@ -100,6 +112,13 @@ def _publish_copy(source: Path, target: Path) -> None:
     finally:
         if temporary.exists():
             temporary.unlink()
+
+
+def _temporary_for(target: Path) -> Path:
+    """The hidden name a copy is built under. The same for every run (moves happen under
+    the instance lock), so a run killed mid-copy leaves a name the replay of its journal
+    entry finds and clears, instead of a stray file nobody ever removes."""
+    return target.parent / f".frame-ingest-tmp-{target.name}"[:250]
 
 
 def _link_no_overwrite(temporary: Path, target: Path) -> None:

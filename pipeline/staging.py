@@ -98,6 +98,8 @@ class Staging:
                 continue
             if (entry / "meta.json").exists():
                 entries.append((entry.stat().st_mtime_ns, entry.name, entry))
+            elif entry.is_dir():    # half deleted by a version that deleted in place
+                shutil.rmtree(entry, ignore_errors=True)
         for _, _, directory in sorted(entries):
             yield self.load(directory)
 
@@ -105,10 +107,18 @@ class Staging:
         return sum(1 for entry in self.root.iterdir() if (entry / "meta.json").exists())
 
     def discard(self, item: StagedItem) -> None:
-        """Remove a staged item once the library holds its bytes (idempotent)."""
+        """Remove a staged item once the library holds its bytes (idempotent).
+
+        The item is first renamed to its ``.tmp-`` name in one step and only then deleted:
+        a kill in the middle of a recursive delete would otherwise leave a half-deleted
+        directory that is neither an item nor a leftover ``items`` knows to clear.
+        """
         if item.directory.exists():
-            shutil.rmtree(item.directory)
+            doomed = self.root / f".tmp-{item.item_id}"
+            shutil.rmtree(doomed, ignore_errors=True)
+            os.rename(item.directory, doomed)
             fsync_directory(self.root)
+            shutil.rmtree(doomed)
 
 
 def _write_stream(stream: BinaryIO, target: Path, max_bytes: int | None) -> tuple[str, int]:

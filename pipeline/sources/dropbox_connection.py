@@ -30,6 +30,7 @@ from tenacity import (RetryCallState, Retrying, retry_if_exception_type, stop_af
 from pipeline import __version__
 from pipeline.config import DropboxSourceConfig, expand_path
 from pipeline.errors import PermanentSourceError, TransientSourceError
+from pipeline.secrets import read_secret
 from pipeline.staging import fsync_directory
 
 log = logging.getLogger("frame-ingest")
@@ -69,7 +70,7 @@ def read_refresh_token(settings: DropboxSourceConfig, state_dir: Path) -> str:
     path = token_file(settings, state_dir)
     where = f"${settings.refresh_token_env} is empty and " if settings.refresh_token_env else ""
     try:
-        token = path.read_text(encoding="utf-8").strip()
+        token = read_secret(path, "the Dropbox refresh token file")
     except FileNotFoundError:
         raise PermanentSourceError(f"no Dropbox refresh token: {where}{path} does not exist; "
                                    f"{REAUTHORIZE}", SOURCE) from None
@@ -188,7 +189,7 @@ class Connection:
         """Run ``function`` with translated errors, retrying transient ones (bounded)."""
         retrying = Retrying(
             retry=retry_if_exception_type(TransientSourceError),
-            stop=stop_after_attempt(self.settings.retries + 1),
+            stop=stop_after_attempt(self.settings.retries + 1) | _asked_to_wait_too_long,
             wait=_wait, before_sleep=self._log_retry(action), reraise=True)
         return retrying(self._translated, action, function, *arguments, **keywords)
 
@@ -209,10 +210,21 @@ class Connection:
 _jittered = wait_random_exponential(multiplier=0.5, max=30)
 
 
+def _asked_to_wait_too_long(state: RetryCallState) -> bool:
+    """Stop retrying when a 429 asks for more than LONGEST_WAIT: the next run tries again
+    (a timer run must not sit idle for many minutes holding the instance lock)."""
+    error = state.outcome.exception() if state.outcome else None
+    if isinstance(error, RateLimited) and error.backoff and error.backoff > LONGEST_WAIT:
+        log.warning("dropbox: asked to wait %.0f s before the next request; trying again "
+                    "next run", float(error.backoff))
+        return True
+    return False
+
+
 def _wait(state: RetryCallState) -> float:
     """Exponential backoff with full jitter, but never shorter than a 429's Retry-After."""
     seconds = _jittered(state)
     error = state.outcome.exception() if state.outcome else None
     if isinstance(error, RateLimited) and error.backoff:
         seconds = max(seconds, float(error.backoff))
-    return min(seconds, LONGEST_WAIT)
+    return min(seconds, LONGEST_WAIT)   # a longer Retry-After stopped the retries already

@@ -37,6 +37,7 @@ from pipeline.config import ImapSourceConfig, expand_path
 from pipeline.errors import (ConfigError, PermanentSourceError, SourceError,
                              TransientSourceError)
 from pipeline.items import Provenance
+from pipeline.secrets import read_secret
 from pipeline.sources import mail
 from pipeline.sources.base import FetchContext, FetchResult
 from pipeline.sources.imap_session import SOURCE, Endpoint, Session, open_session
@@ -234,7 +235,7 @@ def read_password(settings: ImapSourceConfig) -> str:
     if settings.password_file:
         path = expand_path(settings.password_file)
         try:
-            return path.read_text(encoding="utf-8").strip("\r\n")
+            return read_secret(path, "the IMAP password_file", strip="\r\n")
         except (OSError, UnicodeDecodeError) as exc:
             raise PermanentSourceError(f"cannot read password_file {path}: "
                                        f"{getattr(exc, 'strerror', None) or exc}",

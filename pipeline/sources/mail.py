@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 import warnings
 from dataclasses import dataclass, field
 from email import policy
@@ -170,14 +171,33 @@ def _filename(part: EmailMessage) -> str:
 
 def _headers(message: EmailMessage, raw: bytes) -> MailContents:
     sender_display = _header_text(message, "from")
-    addresses = [address for _, address in getaddresses([sender_display]) if address]
-    sender = addresses[0].strip().lower() if len(addresses) == 1 else ""
+    sender = _single_sender(message, sender_display)
     message_id = _header_text(message, "message-id").strip().strip("<>").strip()
     key = message_id or "sha256:" + hashlib.sha256(raw).hexdigest()
     return MailContents(sender=sender, sender_display=sender_display,
                         subject=_header_text(message, "subject"),
                         date=_iso_date(_header_text(message, "date")),
                         message_id=message_id, message_key=key, message=message)
+
+
+def _single_sender(message: EmailMessage, sender_display: str) -> str:
+    """The one From address, lower-case; "" when there is none or it is ambiguous.
+
+    Ambiguous is what spoofers use: two From headers (readers show one, parsers may take
+    the other), several addresses, or an address-like display name that differs from the
+    address (``grandma@family.example <evil@x.example>``, which parsers read either way).
+    """
+    raw = [str(value) for name, value in message.raw_items() if name.lower() == "from"]
+    addresses = [address for _, address in getaddresses([sender_display]) if address]
+    if len(raw) != 1 or len(addresses) != 1:
+        return ""
+    sender = addresses[0].strip().lower()
+    mentioned = {token.lower() for text in (raw[0], sender_display)
+                 for token in _ADDRESS_LIKE.findall(text)}
+    return sender if mentioned <= {sender} else ""
+
+
+_ADDRESS_LIKE = re.compile(r"[^\s<>\"'(),;:\[\]]+@[^\s<>\"'(),;:\[\]]+")
 
 
 def _header_text(message: EmailMessage, name: str) -> str:

@@ -37,7 +37,7 @@ class SenderRules:
 def refusal(sender: str, message: EmailMessage, rules: SenderRules) -> str:
     """Why the message must not be taken ("" when it may be)."""
     if not sender:
-        return "no single From address"
+        return "no single, unambiguous From address"
     if not rules.allow_any and not is_allowed(sender, rules.allowed):
         return f"sender {sender} is not in allowed_senders"
     if rules.require_authenticated:

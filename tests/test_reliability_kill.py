@@ -1,0 +1,156 @@
+"""Crash safety by fault injection: SIGKILL at seeded random moments, then the invariant.
+
+Each trial (tests/support/crashes.py) places 6-10 inputs at the drop folder, the emulated
+Dropbox and Pictures, starts ``run`` or ``gate`` as a subprocess, kills it at a random
+moment (sometimes again during its recovery), reruns to completion and checks that every
+input is in exactly one of Pictures, quarantine or rejected, byte-identical; that no picture
+is in Pictures twice; that the store agrees with the folders and passes integrity_check; and
+that nothing was written outside the library folders and state_dir.
+
+``FRAME_INGEST_KILL_TRIALS=500`` runs more trials; ``FRAME_INGEST_KILL_SEED=N`` replays one.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Home
+from tests.support import crashes, scenarios
+from tests.support.dovecot import DovecotServer
+from tests.support.dropbox_emulator import DropboxEmulator
+
+TRIALS = int(os.environ.get("FRAME_INGEST_KILL_TRIALS", "50"))
+ONLY_SEED = os.environ.get("FRAME_INGEST_KILL_SEED")
+FIRST_SEED = 1000
+APP_KEY = "frame-ingest-kill-test"
+IMAP_USER, IMAP_PASSWORD = "frame", "kill-test-Passw0rd"
+PARALLEL = 2
+
+
+@pytest.fixture(scope="module")
+def emulator():
+    with DropboxEmulator() as emu:
+        yield emu
+
+
+@pytest.fixture(scope="module")
+def dovecot():
+    with DovecotServer(users={IMAP_USER: IMAP_PASSWORD}) as server:
+        yield server
+
+
+@pytest.fixture
+def trial_root(tmp_path):
+    """Where trial HOMEs live: tmpfs when there is one. A SIGKILL is not a power cut, so
+    fsync costs nothing to the test's meaning, and on tmpfs it costs no time either."""
+    shared_memory = Path("/dev/shm")
+    if not (shared_memory.is_dir() and os.access(shared_memory, os.W_OK)):
+        yield tmp_path
+        return
+    root = Path(tempfile.mkdtemp(prefix="frame-ingest-kill-", dir=shared_memory))
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def corpus() -> scenarios.Corpus:
+    return scenarios.build_corpus()
+
+
+def new_home(path: Path) -> Home:
+    path.mkdir(parents=True)
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith(("FRAME_INGEST", "XDG_")) and key != "JOURNAL_STREAM"}
+    env.update(HOME=str(path), PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+    return Home(path, env)
+
+
+def new_trial(seed: int, root: Path, servers: dict, command: str | None = None,
+              everything: bool = False) -> tuple[crashes.Trial, random.Random]:
+    rng = random.Random(seed)
+    sources: list = [scenarios.FolderScenario()]
+    if everything or rng.random() < 0.4:
+        sources.append(scenarios.LibraryScenario())
+    if everything or rng.random() < 0.3:
+        sources.append(scenarios.DropboxScenario(
+            servers["dropbox"], APP_KEY, f"/Kill {seed}",
+            rng.choice(["keep", "move", "delete"])))
+    if everything or rng.random() < 0.3:
+        sources.append(scenarios.ImapScenario(servers["imap"], IMAP_USER, IMAP_PASSWORD,
+                                              f"Kill{seed}"))
+    command = command or rng.choice(sorted(crashes.COMMANDS))
+    return crashes.Trial(seed, new_home(root / f"trial-{seed}" / "home"), sources,
+                         command), rng
+
+
+def play(trial: crashes.Trial, rng: random.Random, corpus, estimates: dict) -> list[str]:
+    """Prepare, kill (maybe twice), finish, check. Returns the invariant's problems."""
+    trial.prepare(corpus, rng)
+    crashes.COMMANDS[trial.command](trial)
+    estimate = estimates.get(trial.command)
+    if estimate is None:
+        took = trial.run_and_kill(trial.command, 600)
+    elif rng.random() < 0.5:                        # at a random time
+        took = trial.run_and_kill(trial.command, rng.uniform(0, estimate))
+    else:                                           # just after a moment seen in the HOME
+        moment = "staging" if trial.command == "run" and rng.random() < 0.5 else "filing"
+        delay = 0.0 if rng.random() < 0.5 else rng.uniform(0, 0.05)
+        took = trial.run_and_kill(trial.command, delay, when=moment)
+    if estimate is None:
+        estimates[trial.command] = took
+    if estimate and rng.random() < 0.2:            # killed again while recovering
+        trial.run_and_kill(crashes.FINISH[trial.command][-1], rng.uniform(0, 0.05),
+                           when="filing")
+    for command in crashes.FINISH[trial.command]:
+        final = trial.run(command)
+        if final.returncode != 0:
+            return [f"seed {trial.seed}: the final {command} exited {final.returncode}: "
+                    f"{final.stderr.strip().splitlines()[-3:]}"]
+    problems = crashes.check_invariant(trial)
+    parent = trial.home.path.parent
+    strays = sorted(entry.name for entry in parent.iterdir() if entry.name != "home")
+    if strays:
+        problems.append(f"seed {trial.seed}: written beside HOME: {strays}")
+    return problems
+
+
+@pytest.mark.timeout(max(300, 4 * TRIALS))
+def test_sigkill_at_random_moments_loses_nothing_and_files_nothing_twice(trial_root, emulator,
+                                                                        dovecot, corpus):
+    servers = {"dropbox": emulator, "imap": dovecot}
+    estimates: dict[str, float] = {}
+    started = time.monotonic()
+    for command in sorted(crashes.COMMANDS):      # calibration: one unkilled trial each
+        trial, rng = new_trial(FIRST_SEED - 1 - len(estimates), trial_root, servers, command,
+                               everything=True)
+        assert play(trial, rng, corpus, estimates) == []
+        assert trial.kills == 0
+    seeds = [int(ONLY_SEED)] if ONLY_SEED else range(FIRST_SEED, FIRST_SEED + TRIALS)
+
+    def one(seed: int) -> tuple[crashes.Trial, list[str]]:
+        trial, rng = new_trial(seed, trial_root, servers)
+        try:
+            return trial, play(trial, rng, corpus, estimates)
+        except Exception as exc:            # one broken trial must not hide the others
+            return trial, [f"seed {seed}: {type(exc).__name__}: {exc}"]
+
+    with ThreadPoolExecutor(PARALLEL) as pool:
+        outcomes = list(pool.map(one, seeds))
+    problems = [problem for _, found in outcomes for problem in found]
+    trials = [trial for trial, _ in outcomes]
+    interrupted = [note for trial in trials for note in trial.interrupted]
+    mid_gate = sum(1 for note in interrupted if "journal=0" not in note)
+    print(f"\n{len(trials)} trials in {time.monotonic() - started:.1f} s, "
+          f"{sum(t.kills for t in trials)} kills ({mid_gate} with a move in flight, "
+          f"{sum('staged=0' not in n for n in interrupted)} with items staged); "
+          f"unkilled durations {estimates}")
+    assert problems == [], "\n".join(problems)
+    assert sum(trial.kills for trial in trials) >= len(trials) // 2, "too few kills landed"
