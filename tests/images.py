@@ -19,13 +19,13 @@ CANVAS = (1400, 940)      # the scene a picture is cut from
 SIZE = (1200, 800)        # the picture
 
 
-@functools.lru_cache(maxsize=16)
-def scene(seed: int) -> Image.Image:
-    """A photo-like RGB scene: octaves of smooth random colour fields, 1/f weighted."""
+def painting(seed: int, size: tuple[int, int],
+             octaves: tuple[int, ...] = (3, 6, 12, 24, 48, 96)) -> Image.Image:
+    """Photo-like RGB: octaves of smooth random colour fields, 1/f weighted."""
     rng = np.random.default_rng(seed)
-    width, height = CANVAS
+    width, height = size
     total = np.zeros((height, width, 3), dtype=np.float32)
-    for octave, cells in enumerate((3, 6, 12, 24, 48, 96)):
+    for octave, cells in enumerate(octaves):
         field = rng.random((cells, int(cells * width / height) + 1, 3)).astype(np.float32)
         layer = Image.fromarray((field * 255).astype(np.uint8), "RGB").resize(
             (width, height), Image.Resampling.BICUBIC)
@@ -33,6 +33,12 @@ def scene(seed: int) -> Image.Image:
     total -= total.min()
     total *= 235.0 / max(float(total.max()), 1.0)
     return Image.fromarray(total.astype(np.uint8), "RGB")
+
+
+@functools.lru_cache(maxsize=16)
+def scene(seed: int) -> Image.Image:
+    """The CANVAS-sized scene a test picture and its burst neighbours are cut from."""
+    return painting(seed, CANVAS)
 
 
 def photo(seed: int, shift: tuple[float, float] = (0.0, 0.0), zoom: float = 1.0,

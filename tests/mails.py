@@ -9,10 +9,10 @@ from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from datetime import datetime, timezone
 
-import numpy as np
 from PIL import Image
 
 from pipeline.sources import mail
+from tests import images
 
 FAMILY = "grandma@family.example"
 
@@ -21,21 +21,10 @@ FAMILY = "grandma@family.example"
 def picture(seed: int, size: tuple[int, int] = (480, 320), kind: str = "JPEG") -> bytes:
     """A small, distinct photo-like JPEG (cached: tests reuse them across homes).
 
-    Painted like ``images.scene`` (1/f-weighted octaves of smooth colour fields) but straight
-    at the target size, which keeps dozens of them cheap to make.
+    Painted like ``images.scene`` (``images.painting``) but straight at the target size, which keeps dozens of them cheap to make.
     """
-    rng = np.random.default_rng(seed)
-    width, height = size
-    total = np.zeros((height, width, 3), dtype=np.float32)
-    for octave, cells in enumerate((3, 6, 12, 24, 48)):
-        field = rng.random((cells, int(cells * width / height) + 1, 3)).astype(np.float32)
-        layer = Image.fromarray((field * 255).astype(np.uint8), "RGB").resize(
-            (width, height), Image.Resampling.BICUBIC)
-        total += np.asarray(layer, dtype=np.float32) / (1.6 ** octave)
-    total -= total.min()
-    total *= 235.0 / max(float(total.max()), 1.0)
     buffer = io.BytesIO()
-    Image.fromarray(total.astype(np.uint8), "RGB").save(buffer, kind, quality=85)
+    images.painting(seed, size, octaves=(3, 6, 12, 24, 48)).save(buffer, kind, quality=85)
     return buffer.getvalue()
 
 
