@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -36,15 +37,20 @@ def messages():
     return raws
 
 
-def start(home, config, command, log_path):
-    """frame-ingest as a background process whose stderr goes to ``log_path``."""
-    log = open(log_path, "ab")
+@contextlib.contextmanager
+def running(home, config, command, log_path):
+    """frame-ingest as a background process whose stderr goes to ``log_path``; killed on the
+    way out if it is still running (a failed assertion must not leave it behind)."""
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen([sys.executable, "-m", "pipeline", "--config", config,
+                                    command], env=home.env, cwd=home.path,
+                                   stdout=subprocess.DEVNULL, stderr=log)
     try:
-        return subprocess.Popen([sys.executable, "-m", "pipeline", "--config", config, command],
-                                env=home.env, cwd=home.path, stdout=subprocess.DEVNULL,
-                                stderr=log)
+        yield process
     finally:
-        log.close()
+        if process.poll() is None:
+            process.kill()
+        process.wait()
 
 
 def assert_all_taken_once(home, server, folder):
@@ -65,12 +71,9 @@ def test_kill_9_at_several_points_then_rerun_loses_nothing_and_takes_nothing_twi
     for label, progress in (("while fetching", lambda: staged_count(home) >= 3),
                             ("while fetching, later", lambda: staged_count(home) >= 12),
                             ("while gating", lambda: len(home.files(home.pictures)) >= 4)):
-        process = start(home, config, "run", log_path)
-        try:
+        with running(home, config, "run", log_path) as process:
             wait_for(lambda: progress() or process.poll() is not None, label)
-        finally:
             process.send_signal(signal.SIGKILL)
-            process.wait()
     summary = home.run("--config", config, "run", "--json")
     assert summary.returncode == 0, read_text(log_path) + summary.stderr
     assert_all_taken_once(home, server, "killed")
@@ -83,18 +86,13 @@ def test_server_restart_mid_run_is_retried_and_resumed(home, server, messages):
         server.append(USER, "restarted", raw, create=True)
     config = write_config(home, server, "restarted", retry_attempts=20)
     log_path = home.path / "run.log"
-    process = start(home, config, "fetch", log_path)
-    try:
+    with running(home, config, "fetch", log_path) as process:
         wait_for(lambda: staged_count(home) >= 2 or process.poll() is not None, "progress")
         server.stop()
         wait_for(lambda: "retry" in read_text(log_path) or process.poll() is not None,
                  "a retry to be logged")
         server.start()
         assert process.wait(timeout=120) == 0, read_text(log_path)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
     log = read_text(log_path)
     assert "retry 1 of 19" in log, log
     assert staged_count(home) == COUNT + 2
@@ -107,8 +105,7 @@ def test_watch_takes_new_photos_survives_a_restart_and_stops_cleanly_on_sigterm(
     server.create_folder(USER, "watched")
     config = write_config(home, server, "watched", idle_seconds=600.0)
     log_path = home.path / "watch.log"
-    process = start(home, config, "watch", log_path)
-    try:
+    with running(home, config, "watch", log_path) as process:
         wait_for(lambda: "waiting for new mail" in read_text(log_path)
                  or process.poll() is not None, "watch to start waiting")
         server.append(USER, "watched", mails.with_images([("new.jpg", mails.picture(400))]))
@@ -123,10 +120,6 @@ def test_watch_takes_new_photos_survives_a_restart_and_stops_cleanly_on_sigterm(
                  "the second photo to reach Pictures", timeout=60)
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0, read_text(log_path)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
     log = read_text(log_path)
     assert "new mail" in log and "reconnecting" in log and "watch: stopped" in log
     assert home.files(home.pictures) == ["after.jpg", "new.jpg"]
@@ -137,8 +130,7 @@ def test_watch_polls_a_server_without_idle(home):
     with DovecotServer(users={USER: PASSWORD}, capabilities="IMAP4rev1 UIDPLUS") as server:
         config = write_config(home, server, "INBOX", poll_seconds=1.0)
         log_path = home.path / "watch.log"
-        process = start(home, config, "watch", log_path)
-        try:
+        with running(home, config, "watch", log_path) as process:
             wait_for(lambda: "polling every" in read_text(log_path)
                      or process.poll() is not None, "watch to start polling")
             server.append(USER, "INBOX", mails.with_images([("p.jpg", mails.picture(401))]))
@@ -146,8 +138,4 @@ def test_watch_polls_a_server_without_idle(home):
                      is not None, "the photo to reach Pictures")
             process.send_signal(signal.SIGTERM)
             assert process.wait(timeout=30) == 0, read_text(log_path)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
     assert os.path.exists(log_path) and "Traceback" not in read_text(log_path)
