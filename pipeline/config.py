@@ -61,6 +61,10 @@ class GateConfig:
     max_megapixels: float = setting(100.0, "float", minimum=1.0, maximum=2000.0)
     max_file_mb: float = setting(200.0, "float", minimum=1.0, maximum=10000.0)
 
+    @property
+    def max_pixels(self) -> int:
+        return int(self.max_megapixels * 1_000_000)
+
 
 @dataclass(frozen=True)
 class FolderSourceConfig:

@@ -55,16 +55,12 @@ class Gate:
                       "rejected": config.library.rejected}
         self.index: SignatureIndex | None = None
 
-    @property
-    def max_pixels(self) -> int:
-        return int(self.config.gate.max_megapixels * 1_000_000)
-
     def run(self) -> GateReport:
         report = GateReport()
         if not self.dry_run:
             self.replay_journal()
         catalog.refresh(self.store, self.roots["pictures"], exclude=self.config.resweep.exclude,
-                        max_pixels=self.max_pixels)
+                        max_pixels=self.config.gate.max_pixels)
         self.index = SignatureIndex.from_store(self.store)
         for item in self.staging.items():
             try:
@@ -103,7 +99,7 @@ class Gate:
                      f"{self.config.gate.max_file_mb:g} MB)"
             return None, Decision(Verdict.REJECT, reason=reason), None
         try:
-            signature = sign_file(item.data_path, self.max_pixels)
+            signature = sign_file(item.data_path, self.config.gate.max_pixels)
         except NotAnImage as exc:
             return None, Decision(Verdict.REJECT, reason=str(exc)), None
         excluded = self.store.overridden_partners(signature.sha256)
@@ -152,7 +148,7 @@ class Gate:
         if displaced:
             move_file(self.roots["pictures"] / displaced["path"], Path(displaced["target"]))
         if signature is None and plan["folder"] == "pictures":
-            signature = sign_file(target, self.max_pixels)  # replay after a crash
+            signature = sign_file(target, self.config.gate.max_pixels)  # replay after a crash
         self.finish(item, plan, signature)
 
     def finish(self, item: StagedItem, plan: dict, signature: Signature | None) -> None:

@@ -68,9 +68,8 @@ def restore(store, config: Config, name: str) -> Path:
     if not source.exists():
         raise PipelineError(f"{source}: the file is no longer in quarantine")
     target = unique_target(config.library.pictures, source.name)
-    max_pixels = int(config.gate.max_megapixels * 1_000_000)
     try:
-        signature = sign_file(source, max_pixels)
+        signature = sign_file(source, config.gate.max_pixels)
     except NotAnImage as exc:
         raise PipelineError(f"{entry.name}: cannot be restored: {exc}") from None
     partner = row["matched_sha256"] or _sha256_of(store, row["matched_path"])

@@ -71,7 +71,7 @@ def resweep(config: Config, store, dry_run: bool = False, progress=None) -> Resw
         replay_journal(store, config)
     stats = catalog.refresh(store, config.library.pictures, exclude=config.resweep.exclude,
                             workers=config.resweep.workers,
-                            max_pixels=int(config.gate.max_megapixels * 1_000_000),
+                            max_pixels=config.gate.max_pixels,
                             progress=progress)
     report.scanned, report.signed = stats.scanned, stats.signed
     report.unchanged, report.removed = stats.unchanged, stats.removed

@@ -80,10 +80,6 @@ class Staging:
             raise
         return StagedItem(item_id, final, provenance, digest, size)
 
-    def stage_bytes(self, payload: bytes, provenance: Provenance) -> StagedItem:
-        import io
-        return self.stage(io.BytesIO(payload), provenance)
-
     def load(self, directory: Path) -> StagedItem:
         meta = json.loads((directory / "meta.json").read_text(encoding="utf-8"))
         return StagedItem(directory.name, directory, Provenance.from_dict(meta["provenance"]),
