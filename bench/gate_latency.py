@@ -38,15 +38,11 @@ def pick_queries(corpus: Path) -> tuple[Path, Path, Path]:
 
 
 def time_lookups(store, index, signature, settings) -> tuple[float, Verdict]:
-    def thumbs_of(positions):
-        by_id = store.thumbs([int(index.ids[position]) for position in positions])
-        return {position: by_id[int(index.ids[position])] for position in positions}
-
     times, verdict = [], None
     for _ in range(LOOKUPS):
         started = time.perf_counter()
         excluded = store.overridden_partners(signature.sha256)
-        decision, _ = decide(signature, index, thumbs_of, settings, excluded)
+        decision = decide(signature, index, store, settings, excluded)
         times.append(time.perf_counter() - started)
         verdict = decision.verdict
     return statistics.median(times), verdict

@@ -151,19 +151,25 @@ def _best(signature, index, positions, turns, thumbs_of, settings, excluded) -> 
     return Match(int(positions[best]), settings.method, round(float(distances[best]), 4))
 
 
-def decide(signature: Signature, index: SignatureIndex, thumbs_of, settings: DedupeConfig,
-           excluded: set[str] = frozenset()) -> tuple[Decision, int | None]:
-    """The verdict on a newcomer, and the index position of the library file it matched."""
+def decide(signature: Signature, index: SignatureIndex, store, settings: DedupeConfig,
+           excluded: set[str] = frozenset()) -> Decision:
+    """The verdict on a newcomer against the library in ``index`` (thumbnails from ``store``)."""
+
+    def thumbs_of(positions: list[int]) -> dict[int, bytes]:
+        by_id = store.thumbs([int(index.ids[position]) for position in positions])
+        return {position: by_id[int(index.ids[position])] for position in positions}
+
     match = find_match(signature, index, thumbs_of, settings, excluded)
     if match is None:
-        return Decision(Verdict.PROMOTE), None
+        return Decision(Verdict.PROMOTE)
     library_width, library_height = index.sizes[match.position]
     library_pixels = int(library_width) * int(library_height)
-    evidence = dict(matched_path=index.paths[match.position], method=match.method,
+    evidence = dict(matched_path=index.paths[match.position],
+                    matched_sha256=index.sha256[match.position], method=match.method,
                     distance=match.distance)
     if settings.keep == "best" and signature.pixels > settings.best_pixel_ratio * library_pixels:
         reason = (f"{signature.width}x{signature.height} replaces the smaller "
                   f"{library_width}x{library_height} copy")
-        return Decision(Verdict.REPLACE, reason=reason, **evidence), match.position
+        return Decision(Verdict.REPLACE, reason=reason, **evidence)
     reason = f"duplicate of {index.paths[match.position]} ({match.method}, {match.distance})"
-    return Decision(Verdict.DUPLICATE, reason=reason, **evidence), match.position
+    return Decision(Verdict.DUPLICATE, reason=reason, **evidence)

@@ -76,8 +76,8 @@ class Gate:
             if not self.dry_run:  # filed already; a crash came before the clean-up
                 self.staging.discard(item)
             return
-        signature, decision, position = self.judge(item)
-        plan = self.plan(item, signature, decision, position)
+        signature, decision = self.judge(item)
+        plan = self.plan(item, signature, decision)
         verb = {"promoted": "promote", "quarantined": "quarantine", "replaced": "promote",
                 "rejected": "reject"}[decision.verdict.value]
         if self.dry_run:
@@ -92,27 +92,21 @@ class Gate:
         report.duplicates += decision.verdict in (Verdict.DUPLICATE, Verdict.REPLACE)
         report.rejected += decision.verdict is Verdict.REJECT
 
-    def judge(self, item: StagedItem) -> tuple[Signature | None, Decision, int | None]:
+    def judge(self, item: StagedItem) -> tuple[Signature | None, Decision]:
         limit = self.config.gate.max_file_mb * 1024 * 1024
         if item.size > limit:
             reason = f"file too large: {item.size / 1048576:.1f} MB (limit " \
                      f"{self.config.gate.max_file_mb:g} MB)"
-            return None, Decision(Verdict.REJECT, reason=reason), None
+            return None, Decision(Verdict.REJECT, reason=reason)
         try:
             signature = sign_file(item.data_path, self.config.gate.max_pixels)
         except NotAnImage as exc:
-            return None, Decision(Verdict.REJECT, reason=str(exc)), None
+            return None, Decision(Verdict.REJECT, reason=str(exc))
         excluded = self.store.overridden_partners(signature.sha256)
-        decision, position = decide(signature, self.index, self._thumbs, self.config.dedupe,
-                                    excluded)
-        return signature, decision, position
+        decision = decide(signature, self.index, self.store, self.config.dedupe, excluded)
+        return signature, decision
 
-    def _thumbs(self, positions: list[int]) -> dict[int, bytes]:
-        by_id = self.store.thumbs([int(self.index.ids[position]) for position in positions])
-        return {position: by_id[int(self.index.ids[position])] for position in positions}
-
-    def plan(self, item: StagedItem, signature: Signature | None, decision: Decision,
-             position: int | None) -> dict:
+    def plan(self, item: StagedItem, signature: Signature | None, decision: Decision) -> dict:
         """Where each file goes, fixed before anything moves (so a replay is exact)."""
         name = sanitize_name(item.provenance.name)
         if signature is not None:
@@ -131,9 +125,9 @@ class Gate:
             old_target = unique_target(dated_folder(self.roots["quarantine"]),
                                        os.path.basename(old))
             plan["displaced"] = {"path": old, "target": str(old_target),
-                                 "sha256": self.index.sha256[position]}
-        if decision.matched_path and position is not None:
-            plan["matched_sha256"] = self.index.sha256[position]
+                                 "sha256": decision.matched_sha256}
+        if decision.matched_path:
+            plan["matched_sha256"] = decision.matched_sha256
         return plan
 
     def store_plan(self, item: StagedItem, plan: dict) -> None:

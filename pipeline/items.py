@@ -69,5 +69,6 @@ class Decision:
     verdict: Verdict
     reason: str = ""
     matched_path: str = ""      # library file it duplicates (relative to Pictures)
+    matched_sha256: str = ""    # that library file's SHA-256 (what a restore remembers)
     method: str = ""            # "exact", "rms", "similar"
     distance: float = 0.0       # the confirm distance that decided it

@@ -60,15 +60,10 @@ def gate_verdicts(corpus, labels, tmp_path_factory):
                 if label["kind"] == "original":
                     store.put_file(tx, name, 0, 0, signatures[name])
         index = SignatureIndex.from_store(store)
-
-        def thumbs_of(positions):
-            by_id = store.thumbs([int(index.ids[position]) for position in positions])
-            return {position: by_id[int(index.ids[position])] for position in positions}
-
         verdicts = {}
         for name, label in labels.items():
             excluded = {signatures[name].sha256} if label["kind"] == "original" else set()
-            decision, _ = decide(signatures[name], index, thumbs_of, settings, excluded)
+            decision = decide(signatures[name], index, store, settings, excluded)
             verdicts[name] = (decision.verdict, decision.matched_path)
     return verdicts
 

@@ -32,8 +32,8 @@ def interrupted_gate(home, payload: bytes, stop_after_move: bool):
         item = staging.stage(io.BytesIO(payload), Provenance("folder", "x:1:1", "IMG_9.jpg"))
         gate = Gate(config, store, staging)
         gate.index = SignatureIndex.from_store(store)
-        signature, decision, position = gate.judge(item)
-        plan = gate.plan(item, signature, decision, position)
+        signature, decision = gate.judge(item)
+        plan = gate.plan(item, signature, decision)
         gate.store_plan(item, plan)
         if stop_after_move:
             move_file(item.data_path, home.pictures / "IMG_9.jpg")
