@@ -23,6 +23,7 @@ from pipeline.errors import ConfigError
 from pipeline.secrets import warn_if_readable_by_others
 
 ENV_CONFIG = "FRAME_INGEST_CONFIG"
+MIB = 1024 * 1024           # every *_mb key is in MiB (docs/configuration.md)
 
 
 def setting(default: Any, kind: str, *, choices: tuple = (), minimum: float | None = None,
@@ -64,6 +65,10 @@ class GateConfig:
     @property
     def max_pixels(self) -> int:
         return int(self.max_megapixels * 1_000_000)
+
+    @property
+    def max_file_bytes(self) -> int:
+        return int(self.max_file_mb * MIB)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline import catalog, resweep
-from pipeline.config import Config
+from pipeline.config import MIB, Config
 from pipeline.errors import LibraryError
 from pipeline.gate import decide
 from pipeline.index import SignatureIndex
@@ -93,10 +93,9 @@ class Gate:
         report.rejected += decision.verdict is Verdict.REJECT
 
     def judge(self, item: StagedItem) -> tuple[Signature | None, Decision]:
-        limit = self.config.gate.max_file_mb * 1024 * 1024
-        if item.size > limit:
-            reason = f"file too large: {item.size / 1048576:.1f} MB (limit " \
-                     f"{self.config.gate.max_file_mb:g} MB)"
+        if item.size > self.config.gate.max_file_bytes:
+            reason = f"file too large: {item.size / MIB:.1f} MiB (limit " \
+                     f"{self.config.gate.max_file_mb:g} MiB)"
             return None, Decision(Verdict.REJECT, reason=reason)
         try:
             signature = sign_file(item.data_path, self.config.gate.max_pixels)
