@@ -1,7 +1,7 @@
 """frame-ingest: feeds a family photo frame's library and keeps it free of duplicates.
 
-The path of one photo: sources/ -> staging.py -> gate.py -> library.py, driven by
-ingest.py; cli.py is the command line. See docs/ for how-to and reference pages.
+The path of one photo: sources/ -> staging.py -> gate.py -> transforms.py -> moves.py ->
+the library, driven by run.py; cli.py is the command line. See docs/architecture.md.
 """
 
 import os

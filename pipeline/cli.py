@@ -1,5 +1,8 @@
 """The command line: ``frame-ingest [--config PATH] [-v|-q] COMMAND``.
 
+Each command parses its arguments and calls one function (``run.run_once``,
+``resweep.resweep``, ``quarantine.restore``, ...); what a run does lives in ``run.py``.
+
 This is the one place that maps errors to exit codes: 0 all well, 1 the run finished but
 something failed (a source, a move), 2 usage or configuration error, 75 another instance
 holds the lock (EX_TEMPFAIL: systemd and cron may simply try again later).
@@ -13,45 +16,19 @@ import json
 import logging
 import os
 import sys
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline import __version__
 from pipeline.config import Config, load_config
 from pipeline.errors import AlreadyRunning, ConfigError, PipelineError, SourceError
-from pipeline.ingest import Gate
 from pipeline.locking import instance_lock
+from pipeline.run import RunSummary, run_once
 from pipeline.sources import enabled_sources, source_names
-from pipeline.sources.base import FetchContext
-from pipeline.staging import Staging
-from pipeline.store import Store, now_iso
+from pipeline.store import Store
 
 log = logging.getLogger("frame-ingest")
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 75
-
-
-@dataclass
-class RunSummary:
-    fetched: int = 0
-    promoted: int = 0
-    duplicates: int = 0
-    rejected: int = 0
-    errors: list[str] = field(default_factory=list)
-    started: float = field(default_factory=time.monotonic)
-
-    def to_dict(self) -> dict:
-        return {"fetched": self.fetched, "promoted": self.promoted,
-                "duplicates": self.duplicates, "rejected": self.rejected,
-                "errors": self.errors,
-                "seconds": round(time.monotonic() - self.started, 2)}
-
-    def line(self, command: str) -> str:
-        data = self.to_dict()
-        return (f"{command}: fetched={data['fetched']} promoted={data['promoted']} "
-                f"duplicates={data['duplicates']} rejected={data['rejected']} "
-                f"errors={len(self.errors)} seconds={data['seconds']}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -152,61 +129,24 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def fetch_all(config: Config, store, staging: Staging, summary: RunSummary,
-              only: str | None = None) -> None:
-    """Fetch every enabled source; one failing source never stops the others."""
-    context = FetchContext(staging, store)
-    for source in enabled_sources(config, only):
-        outcome = {"at": now_iso(), "staged": 0, "error": ""}
-        try:
-            result = source.fetch(context)
-            summary.fetched += result.staged
-            summary.errors.extend(result.errors)
-            outcome["staged"] = result.staged
-        except SourceError as exc:
-            message = f"{source.name}: {exc}"
-            log.error(message)
-            summary.errors.append(message)
-            outcome["error"] = str(exc)
-        with store.transaction() as tx:
-            store.set_state(tx, source.name, "last_run", json.dumps(outcome))
-
-
 def command_run(config: Config, arguments) -> int:
-    return _fetch_and_gate(config, arguments, fetch=True, gate=True)
+    return _report(arguments, run_once(config))
 
 
 def command_fetch(config: Config, arguments) -> int:
-    return _fetch_and_gate(config, arguments, fetch=True, gate=False, only=arguments.source)
+    return _report(arguments, run_once(config, gate=False, only=arguments.source))
 
 
 def command_gate(config: Config, arguments) -> int:
-    return _fetch_and_gate(config, arguments, fetch=False, gate=True,
-                           dry_run=arguments.dry_run)
+    return _report(arguments, run_once(config, fetch=False, dry_run=arguments.dry_run),
+                   dry_run=arguments.dry_run)
 
 
-def _fetch_and_gate(config: Config, arguments, *, fetch: bool, gate: bool,
-                    only: str | None = None, dry_run: bool = False) -> int:
-    summary = RunSummary()
-    _cycle(config, summary, fetch=fetch, gate=gate, only=only, dry_run=dry_run)
+def _report(arguments, summary: RunSummary, dry_run: bool = False) -> int:
     if getattr(arguments, "json", False):
         print(json.dumps(summary.to_dict()))
     print(summary.line(arguments.command + (" (dry run)" if dry_run else "")), file=sys.stderr)
     return EXIT_FAILED if summary.errors else EXIT_OK
-
-
-def _cycle(config: Config, summary: RunSummary, *, fetch: bool = True, gate: bool = True,
-           only: str | None = None, dry_run: bool = False) -> None:
-    """One fetch and/or gate pass under the instance lock, counted into ``summary``."""
-    with instance_lock(config.library.state_dir), Store(config.database) as store:
-        staging = Staging(config.staging_dir)
-        if fetch:
-            fetch_all(config, store, staging, summary, only)
-        if gate:
-            report = Gate(config, store, staging, dry_run=dry_run).run()
-            summary.promoted, summary.duplicates = report.promoted, report.duplicates
-            summary.rejected = report.rejected
-            summary.errors.extend(report.errors)
 
 
 def command_watch(config: Config, arguments) -> int:
@@ -214,9 +154,8 @@ def command_watch(config: Config, arguments) -> int:
     from pipeline.watch import watch
 
     def run_cycle() -> None:
-        summary = RunSummary()
         try:
-            _cycle(config, summary)
+            summary = run_once(config)
         except AlreadyRunning as exc:
             log.info("watch: %s", exc)
             return

@@ -1,8 +1,10 @@
-"""The things that flow through the pipeline: a staged photo and the gate's decision on it.
+"""The things that flow through the pipeline: a staged photo, the gate's decision on it, and
+the record of what was done.
 
-source -> staging -> gate -> library: a source turns whatever it fetched into a
-``StagedItem`` (bytes durably on disk plus ``Provenance``); the gate reads it and returns a
-``Decision``; the library carries the decision out.
+source -> staging -> gate -> transforms -> moves -> library: a source turns whatever it
+fetched into a ``StagedItem`` (bytes durably on disk plus ``Provenance``); ``gate.decide``
+returns a ``Decision``; ``moves.carry_out`` carries out a ``moves.Plan`` and writes one
+``DecisionRecord`` per file it put somewhere into the store's decision log.
 """
 
 from __future__ import annotations
@@ -72,3 +74,37 @@ class Decision:
     matched_sha256: str = ""    # that library file's SHA-256 (what a restore remembers)
     method: str = ""            # "exact", "rms", "similar"
     distance: float = 0.0       # the confirm distance that decided it
+
+
+@dataclass(frozen=True)
+class DecisionRecord:
+    """One row of the store's decision log: where a file went, why, and where it came from.
+
+    Empty evidence is ``None`` (stored as NULL), so a record read back from a journaled
+    plan is written exactly as it would have been the first time.
+    """
+
+    verdict: str                        # promoted | quarantined | replaced | rejected
+    folder: str                         # pictures | quarantine | rejected: where it now is
+    path: str                           # relative to that folder, '/'-separated
+    name: str                           # the name it arrived with
+    sha256: str | None = None           # the bytes now at folder/path
+    matched_path: str | None = None     # the library file it was taken for
+    matched_sha256: str | None = None
+    method: str | None = None           # exact | rms | similar
+    distance: float | None = None
+    reason: str | None = None
+    source: str | None = None           # folder | imap | dropbox | resweep (a library file)
+    origin: str | None = None           # the origin key (``Provenance.origin_key``)
+    sender: str | None = None
+    subject: str | None = None
+    message_id: str | None = None
+    received: str | None = None
+    decided_at: str = ""                # ISO 8601; empty: the moment it is recorded
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "DecisionRecord":
+        return cls(**{key: data[key] for key in cls.__dataclass_fields__ if key in data})

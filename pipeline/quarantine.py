@@ -2,7 +2,9 @@
 
 ``restore`` moves a quarantined file back into Pictures and records the pair (its bytes and
 the bytes of the library file it was taken for) as *not* duplicates, so neither the gate
-nor the nightly resweep separates them again.
+nor the nightly resweep separates them again. It is one ``moves.Plan`` (``restore_plan``):
+the move back, the library row, the pair and the "restored" mark are journaled before the
+file moves, so a crash in between is finished by the next command, memory included.
 """
 
 from __future__ import annotations
@@ -11,10 +13,13 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline import moves
 from pipeline.config import Config
 from pipeline.errors import PipelineError
-from pipeline.library import move_file, unique_target
+from pipeline.library import unique_target
+from pipeline.moves import LibraryRow, Move, Place, Plan
 from pipeline.signatures import NotAnImage, sign_file
+from pipeline.staging import Staging
 
 log = logging.getLogger("frame-ingest")
 
@@ -54,7 +59,26 @@ def list_entries(store, config: Config) -> list[QuarantineEntry]:
 
 
 def restore(store, config: Config, name: str) -> Path:
-    """Move quarantined ``name`` back into Pictures and remember the pair is not a duplicate."""
+    """Move quarantined ``name`` back into Pictures and remember the pair is not a duplicate.
+
+    Whatever a crashed command left in the journal is finished first; if that was the
+    restore of ``name`` itself, it is done and its new place is returned.
+    """
+    for plan in moves.replay(store, config, Staging(config.staging_dir)):
+        if plan.action == "restore" and name in (plan.subject, Path(plan.subject).name) \
+                and plan.add_files:
+            return config.library.pictures / plan.add_files[0].path
+    entry = find_entry(store, config, name)
+    plan = restore_plan(store, config, entry)
+    moves.carry_out(store, config, plan)
+    relative = plan.add_files[0].path
+    log.info("restored %s to %s; it will not be taken for %s again", entry.name, relative,
+             entry.duplicate_of or "a duplicate")
+    return config.library.pictures / relative
+
+
+def find_entry(store, config: Config, name: str) -> QuarantineEntry:
+    """The one quarantined file called ``name`` (its path or just its file name)."""
     matches = [entry for entry in list_entries(store, config)
                if entry.name == name or Path(entry.name).name == name]
     if not matches:
@@ -62,28 +86,28 @@ def restore(store, config: Config, name: str) -> Path:
     if len(matches) > 1:
         raise PipelineError(f"{name}: more than one quarantined file has that name; use one of: "
                             + ", ".join(entry.name for entry in matches))
-    entry = matches[0]
-    row = store.query("SELECT * FROM decisions WHERE id = ?", (entry.decision_id,))[0]
+    return matches[0]
+
+
+def restore_plan(store, config: Config, entry: QuarantineEntry) -> Plan:
+    """Back to Pictures under a free name, its library row, the pair that is never a
+    duplicate (its bytes and those of the file it was taken for), the decision undone."""
     source = config.library.quarantine / entry.name
     if not source.exists():
         raise PipelineError(f"{source}: the file is no longer in quarantine")
-    target = unique_target(config.library.pictures, source.name)
     try:
         signature = sign_file(source, config.gate.max_pixels)
     except NotAnImage as exc:
         raise PipelineError(f"{entry.name}: cannot be restored: {exc}") from None
+    row = store.decision(entry.decision_id)
     partner = row["matched_sha256"] or _sha256_of(store, row["matched_path"])
-    move_file(source, target)
-    relative = target.relative_to(config.library.pictures).as_posix()
-    with store.transaction() as tx:
-        status = target.stat()
-        store.put_file(tx, relative, status.st_size, status.st_mtime_ns, signature)
-        if partner:
-            store.add_override(tx, signature.sha256, partner)
-        store.mark_restored(tx, entry.decision_id)
-    log.info("restored %s to %s; it will not be taken for %s again", entry.name, relative,
-             entry.duplicate_of or "a duplicate")
-    return target
+    relative = unique_target(config.library.pictures, source.name) \
+        .relative_to(config.library.pictures).as_posix()
+    return Plan("restore", entry.name,
+                moves=(Move(Place("quarantine", entry.name), Place("pictures", relative)),),
+                add_files=(LibraryRow(relative, signature),),
+                overrides=((signature.sha256, partner),) if partner else (),
+                restored=(entry.decision_id,))
 
 
 def _sha256_of(store, library_path: str | None) -> str | None:

@@ -10,10 +10,10 @@ night ``frame-ingest resweep``:
    matcher over indexed candidates, groups formed around the kept file);
 4. moves every other member of a group to the dated quarantine folder.
 
-Each move is crash-safe the way the gate's are: the plan (source, target, decision) goes
-into the store's journal first, then ``library.move_file`` (durable, idempotent), then one
-transaction records the decision, drops the file's row and the plan. A crash between the
-steps leaves a plan that the next ``run`` or ``resweep`` replays before anything else.
+Each move is a ``moves.Plan`` (``plan_quarantine``) carried out by ``moves.carry_out``, the
+way the gate's are: journaled first, then moved, then recorded in one transaction. A crash
+between the steps leaves a plan that the next ``run`` or ``resweep`` replays before
+anything else.
 """
 
 from __future__ import annotations
@@ -23,15 +23,15 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline import catalog
+from pipeline import catalog, moves
 from pipeline.config import Config
 from pipeline.duplicates import Library, find_groups, load_library
 from pipeline.errors import LibraryError
-from pipeline.library import dated_folder, move_file, unique_target
+from pipeline.library import dated_folder, unique_target
+from pipeline.moves import Place, Plan
+from pipeline.staging import Staging
 
 log = logging.getLogger("frame-ingest")
-
-JOURNAL_PREFIX = "resweep:"
 
 
 @dataclass
@@ -68,7 +68,7 @@ def resweep(config: Config, store, dry_run: bool = False, progress=None) -> Resw
     """One whole-library pass; the caller holds the instance lock."""
     report = ResweepReport(dry_run=dry_run)
     if not dry_run:
-        replay_journal(store, config)
+        moves.replay(store, config, Staging(config.staging_dir))
     stats = catalog.refresh(store, config.library.pictures, exclude=config.resweep.exclude,
                             workers=config.resweep.workers,
                             max_pixels=config.gate.max_pixels,
@@ -81,16 +81,18 @@ def resweep(config: Config, store, dry_run: bool = False, progress=None) -> Resw
     report.groups = len(groups)
     for group in groups:
         for position, method, distance in group.members:
-            plan = plan_move(config, library, group.keeper, position, method, distance)
-            report.planned.append(plan)
+            plan = plan_quarantine(config, library, group.keeper, position, method, distance)
+            report.planned.append(describe(config, plan))
             if dry_run:
                 continue
+            path, reason = plan.subject, plan.decisions[0].reason
             try:
-                carry_out(store, config, plan)
+                moves.carry_out(store, config, plan)
             except LibraryError as exc:
-                log.error("resweep: %s: %s", plan["path"], exc)
-                report.errors.append(f"resweep: {plan['path']}: {exc}")
+                log.error("resweep: %s: %s", path, exc)
+                report.errors.append(f"resweep: {path}: {exc}")
                 break  # the quarantine folder is unusable; the rest waits for tomorrow
+            log.info("quarantined %s: %s", path, reason)
             report.quarantined += 1
     for row in store.undecodable_files():
         log.warning("undecodable library file left in place: %s: %s", row["path"], row["error"])
@@ -98,51 +100,24 @@ def resweep(config: Config, store, dry_run: bool = False, progress=None) -> Resw
     return report
 
 
-def plan_move(config: Config, library: Library, keeper: int, position: int, method: str,
-              distance: float) -> dict:
-    """Where the duplicate goes and the decision to record, fixed before anything moves."""
+def plan_quarantine(config: Config, library: Library, keeper: int, position: int,
+                    method: str, distance: float) -> Plan:
+    """The duplicate to today's quarantine folder, its decision and its row dropped."""
     path, kept = library.paths[position], library.paths[keeper]
-    target = unique_target(dated_folder(config.library.quarantine), Path(path).name)
-    return {"path": path, "target": str(target), "sha256": library.sha256[position],
-            "matched_path": kept, "matched_sha256": library.sha256[keeper],
-            "method": method, "distance": distance,
-            "reason": f"duplicate of {kept} ({method}, {distance:g}) found by the resweep"}
+    quarantine = config.library.quarantine
+    target = unique_target(dated_folder(quarantine), Path(path).name)
+    move, record = moves.library_quarantine(
+        path, library.sha256[position], Place("quarantine", target.relative_to(quarantine)
+                                              .as_posix()),
+        kept_path=kept, kept_sha256=library.sha256[keeper], method=method, distance=distance,
+        reason=f"duplicate of {kept} ({method}, {distance:g}) found by the resweep")
+    return Plan("quarantine", path, moves=(move,), decisions=(record,), remove_files=(path,))
 
 
-def carry_out(store, config: Config, plan: dict) -> None:
-    """Journal the plan, move the file, then record the decision and drop the plan."""
-    item_id = JOURNAL_PREFIX + plan["path"]
-    with store.transaction() as tx:
-        store.add_journal(tx, item_id, plan)
-    move_file(config.library.pictures / plan["path"], Path(plan["target"]))
-    finish(store, config, item_id, plan)
-    log.info("quarantined %s: %s", plan["path"], plan["reason"])
-
-
-def finish(store, config: Config, item_id: str, plan: dict) -> None:
-    target = Path(plan["target"])
-    with store.transaction() as tx:
-        store.record_decision(
-            tx, verdict="quarantined", folder="quarantine",
-            path=target.relative_to(config.library.quarantine).as_posix(),
-            name=Path(plan["path"]).name, sha256=plan["sha256"],
-            matched_path=plan["matched_path"], matched_sha256=plan["matched_sha256"],
-            method=plan["method"], distance=plan["distance"], reason=plan["reason"],
-            source="resweep", origin=f"resweep:{plan['path']}")
-        store.remove_files(tx, [plan["path"]])
-        store.remove_journal(tx, item_id)
-
-
-def replay_journal(store, config: Config) -> None:
-    """Finish the quarantine moves a crashed resweep left behind (moves are idempotent)."""
-    for item_id, plan in store.journal():
-        if not item_id.startswith(JOURNAL_PREFIX):
-            continue
-        source, target = config.library.pictures / plan["path"], Path(plan["target"])
-        if not source.exists() and not target.exists():
-            with store.transaction() as tx:  # the file went away by other means
-                store.remove_journal(tx, item_id)
-            continue
-        log.info("finishing the interrupted quarantine of %s", plan["path"])
-        move_file(source, target)
-        finish(store, config, item_id, plan)
+def describe(config: Config, plan: Plan) -> dict:
+    """A quarantine plan as the report (and `resweep --json`) shows it."""
+    record = plan.decisions[0]
+    return {"path": plan.subject, "target": str(plan.moves[0].target.resolve(config)),
+            "sha256": record.sha256, "matched_path": record.matched_path,
+            "matched_sha256": record.matched_sha256, "method": record.method,
+            "distance": record.distance, "reason": record.reason}

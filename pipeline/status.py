@@ -14,9 +14,7 @@ def gather_status(config: Config, store) -> dict:
     for name in source_names():
         raw = store.get_state(name, "last_run")
         sources[name] = json.loads(raw) if raw else None
-    recent = store.query("SELECT verdict, name, folder, path, reason, source, sender, subject, "
-                         "received, message_id, decided_at FROM decisions "
-                         "ORDER BY id DESC LIMIT 10")
+    recent = store.recent_decisions(10)
     return {
         "library_files": store.count_files(),
         "undecodable_library_files": len(store.undecodable_files()),

@@ -4,7 +4,7 @@ One database file in ``state_dir``, in WAL mode so that ``status`` can read whil
 writes. It holds one row per library file (its signature), the log of every decision, the
 origins already taken from each source (so a re-fetch after a crash is recognised), the
 pairs a person declared not to be duplicates, per-source state (IMAP UIDs, Dropbox cursors)
-and a small journal of file moves in flight (see ``library.py``).
+and a small journal of plans in flight (``moves.Plan`` as JSON, see ``moves.py``).
 
 Migrations are named functions applied in order and recorded in ``schema_migrations``; an
 old database is brought forward on open. Every ``sqlite3.Error`` leaves this module as a
@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Iterator
 
 from pipeline.errors import StoreError
+from pipeline.items import DecisionRecord
 from pipeline.signatures import Signature, to_signed64
 
 FILE_COLUMNS = ("path", "size", "mtime_ns", "width", "height", "format", "sha256", "phash",
@@ -34,7 +35,7 @@ def _run_script(connection: sqlite3.Connection, script: str) -> None:
             connection.execute(statement)
 
 
-def _migration_1_initial(connection: sqlite3.Connection) -> None:
+def _migration_1_initial(connection: sqlite3.Connection, state_dir: Path) -> None:
     _run_script(connection, """
         CREATE TABLE files (
             id INTEGER PRIMARY KEY,
@@ -87,7 +88,31 @@ def _migration_1_initial(connection: sqlite3.Connection) -> None:
     """)
 
 
-MIGRATIONS = [(1, "initial", _migration_1_initial)]
+def _migration_2_one_journal_shape(connection: sqlite3.Connection, state_dir: Path) -> None:
+    """Journal rows become ``moves.Plan`` dicts under a plain id. The old code wrote two
+    shapes (gate plans keyed by staged item id, ``resweep:<path>`` plans): each pending one
+    is converted, so an upgrade in the middle of a crashed run still finishes it."""
+    from pipeline.moves import from_old_journal
+
+    old = connection.execute("SELECT item_id, plan, created_at FROM journal "
+                             "ORDER BY created_at").fetchall()
+    _run_script(connection, """
+        DROP TABLE journal;
+        CREATE TABLE journal (
+            id INTEGER PRIMARY KEY,
+            plan TEXT NOT NULL,                  -- moves.Plan.to_dict() as JSON
+            created_at TEXT NOT NULL
+        )
+    """)
+    for key, text, created_at in old:
+        plan = from_old_journal(key, json.loads(text), state_dir / "staging")
+        if plan is not None:
+            connection.execute("INSERT INTO journal (plan, created_at) VALUES (?, ?)",
+                               (json.dumps(plan.to_dict()), created_at))
+
+
+MIGRATIONS = [(1, "initial", _migration_1_initial),
+              (2, "one journal shape", _migration_2_one_journal_shape)]
 
 
 def now_iso() -> str:
@@ -137,7 +162,7 @@ class Store:
             if version in applied:
                 continue
             with self.transaction():
-                migrate(self.connection)
+                migrate(self.connection, self.path.parent)
                 self.connection.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)",
                                         (version, name, now_iso()))
 
@@ -187,9 +212,6 @@ class Store:
         rows = self.query("SELECT * FROM files WHERE path = ?", (path,))
         return rows[0] if rows else None
 
-    def files_with_sha256(self, sha256: str) -> list[sqlite3.Row]:
-        return self.query("SELECT * FROM files WHERE sha256 = ? ORDER BY id", (sha256,))
-
     def thumbs(self, ids: list[int]) -> dict[int, bytes]:
         result: dict[int, bytes] = {}
         for start in range(0, len(ids), 500):
@@ -225,13 +247,27 @@ class Store:
 
     # --- decisions and overrides ---------------------------------------------------
 
-    def record_decision(self, tx: sqlite3.Connection, **columns) -> int:
-        columns.setdefault("decided_at", now_iso())
-        names = ", ".join(columns)
-        marks = ", ".join("?" * len(columns))
-        cursor = tx.execute(f"INSERT INTO decisions ({names}) VALUES ({marks})",
-                            tuple(columns.values()))
+    def record_decision(self, tx: sqlite3.Connection, record: DecisionRecord) -> int:
+        cursor = tx.execute(
+            "INSERT INTO decisions (decided_at, verdict, folder, path, name, sha256, "
+            "matched_path, matched_sha256, method, distance, reason, source, origin, sender, "
+            "subject, message_id, received) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+            "?, ?, ?)",
+            (record.decided_at or now_iso(), record.verdict, record.folder, record.path,
+             record.name, record.sha256, record.matched_path, record.matched_sha256,
+             record.method, record.distance, record.reason, record.source, record.origin,
+             record.sender, record.subject, record.message_id, record.received))
         return cursor.lastrowid
+
+    def decision(self, decision_id: int) -> sqlite3.Row | None:
+        rows = self.query("SELECT * FROM decisions WHERE id = ?", (decision_id,))
+        return rows[0] if rows else None
+
+    def recent_decisions(self, limit: int = 10) -> list[sqlite3.Row]:
+        """The last ``limit`` decisions, newest first (what `status` shows)."""
+        return self.query("SELECT verdict, name, folder, path, reason, source, sender, "
+                          "subject, received, message_id, decided_at FROM decisions "
+                          "ORDER BY id DESC LIMIT ?", (limit,))
 
     def decisions_in(self, folder: str) -> list[sqlite3.Row]:
         """Decisions whose file lives in ``folder`` and was not restored, newest first."""
@@ -259,15 +295,18 @@ class Store:
         rows = self.query("SELECT verdict, COUNT(*) AS n FROM decisions GROUP BY verdict")
         return {row["verdict"]: row["n"] for row in rows}
 
-    # --- journal of moves in flight ------------------------------------------------
+    # --- journal of plans in flight ------------------------------------------------
 
-    def add_journal(self, tx: sqlite3.Connection, item_id: str, plan: dict) -> None:
-        tx.execute("INSERT OR REPLACE INTO journal VALUES (?, ?, ?)",
-                   (item_id, json.dumps(plan), now_iso()))
+    def add_journal(self, tx: sqlite3.Connection, plan: dict) -> int:
+        """Journal one plan (``moves.Plan.to_dict()``); return its id."""
+        cursor = tx.execute("INSERT INTO journal (plan, created_at) VALUES (?, ?)",
+                            (json.dumps(plan), now_iso()))
+        return cursor.lastrowid
 
-    def remove_journal(self, tx: sqlite3.Connection, item_id: str) -> None:
-        tx.execute("DELETE FROM journal WHERE item_id = ?", (item_id,))
+    def remove_journal(self, tx: sqlite3.Connection, plan_id: int) -> None:
+        tx.execute("DELETE FROM journal WHERE id = ?", (plan_id,))
 
-    def journal(self) -> list[tuple[str, dict]]:
-        return [(row["item_id"], json.loads(row["plan"]))
-                for row in self.query("SELECT item_id, plan FROM journal ORDER BY created_at")]
+    def journal(self) -> list[tuple[int, dict]]:
+        """Every journaled plan, oldest first, as (id, plan dict)."""
+        return [(row["id"], json.loads(row["plan"]))
+                for row in self.query("SELECT id, plan FROM journal ORDER BY id")]

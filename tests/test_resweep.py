@@ -6,6 +6,7 @@ import io
 import json
 import os
 import re
+from datetime import date
 
 import numpy as np
 import pytest
@@ -163,11 +164,13 @@ def test_summary_line_and_json_keys_without_a_progress_bar(home, copies):
 
 def test_an_interrupted_quarantine_move_is_finished_by_the_next_run(home, copies):
     fill(home, {"original.jpg": copies["original.jpg"], "small.jpg": copies["small.jpg"]})
-    planned, _ = resweep(home, "--dry-run")
-    plan = planned["moves"][0]
-    with Store(home.state_dir / "store.sqlite3") as store:  # as a crash after step 1 left it
-        with store.transaction() as tx:
-            store.add_journal(tx, "resweep:" + plan["path"], plan)
+    blocker = home.quarantine / date.today().isoformat()  # a file where today's folder goes:
+    blocker.parent.mkdir(parents=True)                    # the move fails after the plan is
+    blocker.write_bytes(b"")                              # journaled, as a crash would leave it
+    assert home.run("resweep").returncode == 1
+    with Store(home.state_dir / "store.sqlite3") as store:
+        assert len(store.journal()) == 1
+    blocker.unlink()
     home.run("gate", check=True)  # any run replays the journal first
     assert home.files(home.pictures) == ["original.jpg"]
     assert [entry["duplicate_of"] for entry in quarantine_list(home)] == ["original.jpg"]

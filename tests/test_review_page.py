@@ -11,6 +11,7 @@ import numpy as np
 from PIL import Image
 
 from pipeline.config import parse_config
+from pipeline.items import DecisionRecord
 from pipeline.review import write_review
 from pipeline.store import Store
 from tests import images
@@ -85,10 +86,10 @@ def test_review_is_paginated_newest_first(tmp_path):
     with Store(tmp_path / "store.sqlite3") as store:
         with store.transaction() as tx:
             for number in range(205):
-                store.record_decision(tx, verdict="quarantined", folder="quarantine",
-                                      path=f"2026-01-01/photo-{number}.jpg", name="x.jpg",
-                                      decided_at=f"2026-01-01T{number // 60:02d}:"
-                                                 f"{number % 60:02d}:00+00:00")
+                store.record_decision(tx, DecisionRecord(
+                    verdict="quarantined", folder="quarantine",
+                    path=f"2026-01-01/photo-{number}.jpg", name="x.jpg",
+                    decided_at=f"2026-01-01T{number // 60:02d}:{number % 60:02d}:00+00:00"))
         first, count = write_review(store, config, tmp_path / "review")
     pages = [Entries(), Entries()]
     pages[0].feed(first.read_text())

@@ -1,0 +1,213 @@
+"""One run: fetch every source into staging, then the gate phase over staging.
+
+``run_once`` is what `run`, `fetch`, `gate` and every `watch` cycle do, under the instance
+lock: ``fetch_all`` asks each enabled source for new photos (one failing source never stops
+the others; each source's outcome is kept as its ``last_run`` state for `status`), then
+``gate_staged`` files every staged item:
+
+1. finish what a crashed run left in the journal (``moves.replay``);
+2. bring the store in step with Pictures (``catalog.refresh``) and load the index;
+3. per staged item, oldest first: sign it (one read, one reduced decode), ``gate.decide``
+   against the index, run the promotion steps (``transforms.apply``) on a photo going into
+   Pictures, build its ``moves.Plan`` (``filing_plan``) and ``moves.carry_out`` it.
+
+Counts and errors go into one ``RunSummary``; turning it into an exit code is ``cli.py``'s.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipeline import catalog, moves, transforms
+from pipeline.config import MIB, Config
+from pipeline.errors import LibraryError, SourceError
+from pipeline.gate import decide
+from pipeline.index import SignatureIndex
+from pipeline.items import Decision, StagedItem, Verdict
+from pipeline.library import dated_folder, sanitize_name, unique_target, with_extension
+from pipeline.locking import instance_lock
+from pipeline.moves import LibraryRow, Move, Origin, Place, Plan
+from pipeline.signatures import NotAnImage, Signature, sign_file
+from pipeline.sources import enabled_sources
+from pipeline.sources.base import FetchContext
+from pipeline.staging import Staging
+from pipeline.store import Store, now_iso
+
+log = logging.getLogger("frame-ingest")
+
+FOLDER_OF = {Verdict.PROMOTE: "pictures", Verdict.REPLACE: "pictures",
+             Verdict.DUPLICATE: "quarantine", Verdict.REJECT: "rejected"}
+VERB_OF = {Verdict.PROMOTE: "promote", Verdict.REPLACE: "promote",
+           Verdict.DUPLICATE: "quarantine", Verdict.REJECT: "reject"}
+
+
+@dataclass
+class RunSummary:
+    fetched: int = 0
+    promoted: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    errors: list[str] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+
+    def to_dict(self) -> dict:
+        return {"fetched": self.fetched, "promoted": self.promoted,
+                "duplicates": self.duplicates, "rejected": self.rejected,
+                "errors": self.errors,
+                "seconds": round(time.monotonic() - self.started, 2)}
+
+    def line(self, command: str) -> str:
+        data = self.to_dict()
+        return (f"{command}: fetched={data['fetched']} promoted={data['promoted']} "
+                f"duplicates={data['duplicates']} rejected={data['rejected']} "
+                f"errors={len(self.errors)} seconds={data['seconds']}")
+
+
+def run_once(config: Config, *, fetch: bool = True, gate: bool = True, only: str | None = None,
+             dry_run: bool = False) -> RunSummary:
+    """One fetch and/or gate pass under the instance lock (raises ``AlreadyRunning``)."""
+    summary = RunSummary()
+    with instance_lock(config.library.state_dir), Store(config.database) as store:
+        staging = Staging(config.staging_dir)
+        if fetch:
+            fetch_all(config, store, staging, summary, only)
+        if gate:
+            gate_staged(config, store, staging, summary, dry_run=dry_run)
+    return summary
+
+
+def fetch_all(config: Config, store, staging: Staging, summary: RunSummary,
+              only: str | None = None) -> None:
+    """Fetch every enabled source; one failing source never stops the others."""
+    context = FetchContext(staging, store)
+    for source in enabled_sources(config, only):
+        outcome = {"at": now_iso(), "staged": 0, "error": ""}
+        try:
+            result = source.fetch(context)
+            summary.fetched += result.staged
+            summary.errors.extend(result.errors)
+            outcome["staged"] = result.staged
+        except SourceError as exc:
+            message = f"{source.name}: {exc}"
+            log.error(message)
+            summary.errors.append(message)
+            outcome["error"] = str(exc)
+        with store.transaction() as tx:
+            store.set_state(tx, source.name, "last_run", json.dumps(outcome))
+
+
+def gate_staged(config: Config, store, staging: Staging, summary: RunSummary,
+                dry_run: bool = False) -> None:
+    """The gate phase: decide and file every staged item, counted into ``summary``."""
+    if not dry_run:
+        moves.replay(store, config, staging)
+    catalog.refresh(store, config.library.pictures, exclude=config.resweep.exclude,
+                    max_pixels=config.gate.max_pixels)
+    index = SignatureIndex.from_store(store)
+    for item in staging.items():
+        try:
+            gate_item(config, store, staging, index, item, summary, dry_run)
+        except LibraryError as exc:
+            log.error("gate: %s: %s", item.provenance.name, exc)
+            summary.errors.append(f"gate: {item.provenance.name}: {exc}")
+            break  # the target folder is unusable; the rest waits for the next run
+
+
+def gate_item(config: Config, store, staging: Staging, index: SignatureIndex,
+              item: StagedItem, summary: RunSummary, dry_run: bool) -> None:
+    if store.has_origin(item.provenance.origin_key) or not item.data_path.exists():
+        if not dry_run:  # filed already; a crash came before the clean-up
+            staging.discard(item)
+        return
+    signature, decision = judge(config, store, index, item)
+    reason = f": {decision.reason}" if decision.reason else ""
+    if dry_run:
+        log.info("would %s %s%s", VERB_OF[decision.verdict], item.provenance.name, reason)
+    else:
+        filing = None
+        if signature is not None and FOLDER_OF[decision.verdict] == "pictures":
+            filing = transforms.apply(item, signature, config)
+        plan = filing_plan(config, item, signature, decision, filing)
+        for row in moves.carry_out(store, config, plan):
+            index.add(store.file(row.path)["id"], row.path, row.signature)
+        for path in plan.remove_files:
+            index.remove(path)
+        log.info("%s %s%s", decision.verdict.value, item.provenance.name, reason)
+    summary.promoted += decision.verdict in (Verdict.PROMOTE, Verdict.REPLACE)
+    summary.duplicates += decision.verdict in (Verdict.DUPLICATE, Verdict.REPLACE)
+    summary.rejected += decision.verdict is Verdict.REJECT
+
+
+def judge(config: Config, store, index: SignatureIndex,
+          item: StagedItem) -> tuple[Signature | None, Decision]:
+    """Sign a staged item and decide on it (a file that is no usable image is rejected)."""
+    if item.size > config.gate.max_file_bytes:
+        reason = f"file too large: {item.size / MIB:.1f} MiB (limit " \
+                 f"{config.gate.max_file_mb:g} MiB)"
+        return None, Decision(Verdict.REJECT, reason=reason)
+    try:
+        signature = sign_file(item.data_path, config.gate.max_pixels)
+    except NotAnImage as exc:
+        return None, Decision(Verdict.REJECT, reason=str(exc))
+    excluded = store.overridden_partners(signature.sha256)
+    return signature, decide(signature, index, store, config.dedupe, excluded)
+
+
+def filing_plan(config: Config, item: StagedItem, signature: Signature | None,
+                decision: Decision, filing: transforms.Filing | None = None) -> Plan:
+    """The plan that files a staged item as decided (targets fixed now, so a replay is
+    exact): its bytes (or the transformed ones) to their folder; for a replace, the old
+    library copy to quarantine; for a transformed photo, the original kept if asked."""
+    provenance = item.provenance
+    name = sanitize_name(provenance.name)
+    if signature is not None:
+        name = with_extension(name, (filing.signature if filing else signature).format)
+    taken: set[Path] = set()
+    target = _new_place(config, FOLDER_OF[decision.verdict], name, taken)
+    source = filing.path if filing else item.data_path
+    sha256 = filing.signature.sha256 if filing else item.sha256
+    evidence = dict(matched_path=decision.matched_path, matched_sha256=decision.matched_sha256,
+                    method=decision.method, distance=decision.distance)
+    moved = [Move(_staged_place(config, source), target)]
+    records = [moves.arrival_record(provenance, sha256, decision.verdict.value, target,
+                                    reason=decision.reason, **evidence)]
+    if filing and filing.keep_original:
+        kept = _new_place(config, "quarantine", sanitize_name(provenance.name), taken)
+        moved.append(Move(_staged_place(config, item.data_path), kept))
+        records.append(moves.arrival_record(provenance, item.sha256, Verdict.DUPLICATE.value,
+                                            kept, reason=filing.keep_original))
+    if decision.verdict is Verdict.REPLACE:
+        old = decision.matched_path
+        move, record = moves.library_quarantine(
+            old, decision.matched_sha256,
+            _new_place(config, "quarantine", Path(old).name, taken), kept_path=target.path,
+            kept_sha256=sha256, method=decision.method, distance=decision.distance,
+            reason=f"a larger copy arrived: {target.path}")
+        moved.append(move)
+        records.append(record)
+    return Plan("move", provenance.name, moves=tuple(moved), decisions=tuple(records),
+                add_files=(LibraryRow(target.path, filing.signature),) if filing else (),
+                remove_files=(decision.matched_path,)
+                if decision.verdict is Verdict.REPLACE else (),
+                origin=Origin(provenance.origin_key, item.sha256),
+                discard_staged=item.item_id)
+
+
+def _new_place(config: Config, folder: str, name: str, taken: set[Path]) -> Place:
+    """A free name in Pictures, or in today's folder of quarantine or rejected."""
+    root = Place(folder, "").resolve(config)
+    directory = root if folder == "pictures" else dated_folder(root)
+    target, number = unique_target(directory, name), 2
+    while target in taken:  # two files of one plan may want the same free name
+        stem, suffix = Path(name).stem, Path(name).suffix
+        target, number = unique_target(directory, f"{stem} ({number}){suffix}"), number + 1
+    taken.add(target)
+    return Place(folder, target.relative_to(root).as_posix())
+
+
+def _staged_place(config: Config, path: Path) -> Place:
+    return Place("staging", path.relative_to(config.staging_dir).as_posix())
