@@ -149,9 +149,9 @@ def _finish(store, config: Config, plan_id: int, plan: Plan, announce: str,
     lost = [move for move in plan.moves if not move.source.resolve(config).exists()
             and not move.target.resolve(config).exists()]
     if lost:
-        log.warning("%s of %s: %s is gone and %s is not there; recorded what still holds",
-                    plan.action, plan.subject, lost[0].source.resolve(config),
-                    lost[0].target.resolve(config))
+        log.warning("cannot finish the interrupted %s of %s: %s is gone and %s is not "
+                    "there; recorded the rest of it", plan.action, plan.subject,
+                    lost[0].source.resolve(config), lost[0].target.resolve(config))
         plan = without_lost(plan, lost)
     elif announce:
         log.info("%s", announce)
