@@ -3,7 +3,7 @@
 Pictures fills up by other paths too (a USB stick, a Samba share, an old import), so once a
 night ``frame-ingest resweep``:
 
-1. finishes any quarantine move a crashed resweep left in the journal;
+1. finishes every plan a crashed command left in the journal (``moves.replay``);
 2. refreshes the signature store (``catalog.refresh``: unchanged files are not opened,
    new and changed ones are signed in a process pool, vanished ones dropped);
 3. finds the duplicate groups inside the library (``duplicates.find_groups``: the gate's
