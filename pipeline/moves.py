@@ -180,18 +180,24 @@ def _finish(store, config: Config, plan_id: int, plan: Plan, announce: str,
 
 def without_lost(plan: Plan, lost: list[Move]) -> Plan:
     """The part of ``plan`` that still holds when the moves in ``lost`` cannot be made: no
-    record, library row or restore mark for a file that is nowhere; no origin when the
+    record, library row or restore mark for a file that is nowhere; no library file taken
+    out for a copy that is nowhere (a replace whose newcomer vanished); no origin when the
     staged bytes are gone (so the source may deliver them again); the rest stays."""
     gone = {move.target for move in lost}
-    from_staging = any(move.source.folder == "staging" for move in lost)
-    from_quarantine = any(move.source.folder == "quarantine" for move in lost)
+    vanished = {place.path for place in gone if place.folder == "pictures"}
+    gone |= {Place(record.folder, record.path) for record in plan.decisions
+             if record.folder != "pictures" and record.matched_path in vanished}
+    dropped = [move for move in plan.moves if move.target in gone]
+    kept_in_place = {move.source.path for move in dropped if move.source.folder == "pictures"}
     return replace(
-        plan, moves=tuple(move for move in plan.moves if move not in lost),
+        plan, moves=tuple(move for move in plan.moves if move not in dropped),
         decisions=tuple(record for record in plan.decisions
                         if Place(record.folder, record.path) not in gone),
         add_files=tuple(row for row in plan.add_files if Place("pictures", row.path) not in gone),
-        origin=None if from_staging else plan.origin,
-        restored=() if from_quarantine else plan.restored)
+        remove_files=tuple(path for path in plan.remove_files if path not in kept_in_place),
+        origin=None if any(move.source.folder == "staging" for move in lost) else plan.origin,
+        restored=() if any(move.source.folder == "quarantine" for move in lost)
+        else plan.restored)
 
 
 def _discard(staging: Staging, item_id: str) -> None:

@@ -186,3 +186,19 @@ def test_a_plan_whose_file_vanished_is_resolved_and_the_run_goes_on(home, pictur
     assert home.files(home.pictures) == ["IMG_3.jpg"]
     assert journal(home) == [] and home.files(home.state_dir / "staging") == []
     assert status(home)["decisions"] == {"promoted": 1}
+
+
+def test_a_replace_whose_newcomer_vanished_keeps_the_library_copy(home, picture):
+    home.drop("mail-size.jpg", images.jpeg(images.resized(picture, 0.5)))
+    home.run("run", check=True)
+    home.drop("full-size.jpg", images.jpeg(picture))
+    block(today(home))
+    assert home.run("run").returncode == 1
+    (home.pictures / "full-size.jpg").unlink()   # someone removed the newcomer meanwhile
+    unblock(today(home))
+    result = home.run("run", check=True)
+    assert len([line for line in result.stderr.splitlines() if "is gone" in line]) == 1
+    assert home.files(home.pictures) == ["mail-size.jpg"] and home.files(home.quarantine) == []
+    assert journal(home) == [] and quarantine_list(home) == []
+    counts = status(home)
+    assert counts["library_files"] == 1 and counts["decisions"] == {"promoted": 1}
