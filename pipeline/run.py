@@ -60,6 +60,12 @@ class RunSummary:
                 "errors": self.errors,
                 "seconds": round(time.monotonic() - self.started, 2)}
 
+    def count(self, decision: Decision | None) -> None:
+        if decision is not None:
+            self.promoted += decision.verdict in (Verdict.PROMOTE, Verdict.REPLACE)
+            self.duplicates += decision.verdict in (Verdict.DUPLICATE, Verdict.REPLACE)
+            self.rejected += decision.verdict is Verdict.REJECT
+
     def line(self, command: str) -> str:
         data = self.to_dict()
         return (f"{command}: fetched={data['fetched']} promoted={data['promoted']} "
@@ -110,36 +116,37 @@ def gate_staged(config: Config, store, staging: Staging, summary: RunSummary,
     index = SignatureIndex.from_store(store)
     for item in staging.items():
         try:
-            gate_item(config, store, staging, index, item, summary, dry_run)
+            decision = gate_item(config, store, staging, index, item, dry_run=dry_run)
         except LibraryError as exc:
             log.error("gate: %s: %s", item.provenance.name, exc)
             summary.errors.append(f"gate: {item.provenance.name}: {exc}")
             break  # the target folder is unusable; the rest waits for the next run
+        summary.count(decision)
 
 
 def gate_item(config: Config, store, staging: Staging, index: SignatureIndex,
-              item: StagedItem, summary: RunSummary, dry_run: bool) -> None:
+              item: StagedItem, *, dry_run: bool = False) -> Decision | None:
+    """Decide on one staged item and file it (or, dry, say what would happen); None when
+    it was filed already (a crash came before the clean-up of staging)."""
     if store.has_origin(item.provenance.origin_key) or not item.data_path.exists():
-        if not dry_run:  # filed already; a crash came before the clean-up
+        if not dry_run:
             staging.discard(item)
-        return
+        return None
     signature, decision = judge(config, store, index, item)
     reason = f": {decision.reason}" if decision.reason else ""
     if dry_run:
         log.info("would %s %s%s", VERB_OF[decision.verdict], item.provenance.name, reason)
-    else:
-        filing = None
-        if signature is not None and FOLDER_OF[decision.verdict] == "pictures":
-            filing = transforms.apply(item, signature, config)
-        plan = filing_plan(config, item, signature, decision, filing)
-        for row in moves.carry_out(store, config, plan):
-            index.add(store.file(row.path)["id"], row.path, row.signature)
-        for path in plan.remove_files:
-            index.remove(path)
-        log.info("%s %s%s", decision.verdict.value, item.provenance.name, reason)
-    summary.promoted += decision.verdict in (Verdict.PROMOTE, Verdict.REPLACE)
-    summary.duplicates += decision.verdict in (Verdict.DUPLICATE, Verdict.REPLACE)
-    summary.rejected += decision.verdict is Verdict.REJECT
+        return decision
+    filing = None
+    if signature is not None and FOLDER_OF[decision.verdict] == "pictures":
+        filing = transforms.apply(item, signature, config)
+    plan = filing_plan(config, item, signature, decision, filing)
+    for row in moves.carry_out(store, config, plan):
+        index.add(store.file(row.path)["id"], row.path, row.signature)
+    for path in plan.remove_files:
+        index.remove(path)
+    log.info("%s %s%s", decision.verdict.value, item.provenance.name, reason)
+    return decision
 
 
 def judge(config: Config, store, index: SignatureIndex,
