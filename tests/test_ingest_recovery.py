@@ -170,6 +170,32 @@ def test_journal_rows_of_the_old_code_are_migrated_and_finished(home, picture):
     assert [entry["duplicate_of"] for entry in quarantine_list(home)] == ["original.jpg"]
 
 
+def test_an_old_replace_row_interrupted_after_its_first_move_is_finished(home, picture):
+    small, full = images.jpeg(images.resized(picture, 0.5)), images.jpeg(picture)
+    home.pictures.mkdir(parents=True)
+    (home.pictures / "mail-size.jpg").write_bytes(small)
+    item = Staging(home.state_dir / "staging").stage(
+        io.BytesIO(full), Provenance("folder", "x:2:2", "full-size.jpg"))
+    move_file(item.data_path, home.pictures / "full-size.jpg")  # the old code's first move
+    small_sha = sign_bytes(small).sha256
+    old_plan = {"verdict": "replaced", "folder": "pictures",
+                "target": str(home.pictures / "full-size.jpg"),
+                "reason": "1024x768 replaces the smaller 512x384 copy",
+                "matched_path": "mail-size.jpg", "matched_sha256": small_sha,
+                "method": "similar", "distance": 0.01,
+                "displaced": {"path": "mail-size.jpg", "target": str(today(home) / "mail-size.jpg"),
+                              "sha256": small_sha}}
+    old_store_with(home, [(item.item_id, old_plan)])
+    home.run("run", check=True)
+    assert journal(home) == [] and home.files(home.state_dir / "staging") == []
+    assert home.files(home.pictures) == ["full-size.jpg"]
+    assert (today(home) / "mail-size.jpg").read_bytes() == small
+    assert [entry["duplicate_of"] for entry in quarantine_list(home)] == ["full-size.jpg"]
+    counts = status(home)
+    assert counts["library_files"] == 1
+    assert counts["decisions"] == {"replaced": 1, "quarantined": 1}
+
+
 def test_a_plan_whose_file_vanished_is_resolved_and_the_run_goes_on(home, picture):
     home.drop("IMG_2.jpg", images.jpeg(picture))
     block(home.pictures)
