@@ -170,20 +170,18 @@ def filing_plan(config: Config, item: StagedItem, signature: Signature | None,
     exact): its bytes (or the transformed ones) to their folder; for a replace, the old
     library copy to quarantine; for a transformed photo, the original kept if asked."""
     provenance = item.provenance
-    name = sanitize_name(provenance.name)
-    if signature is not None:
-        name = with_extension(name, (filing.signature if filing else signature).format)
+    filed = filing.signature if filing else signature
     taken: set[Path] = set()
-    target = _new_place(config, FOLDER_OF[decision.verdict], name, taken)
+    target = _new_place(config, FOLDER_OF[decision.verdict], _name(provenance, filed), taken)
     source = filing.path if filing else item.data_path
-    sha256 = filing.signature.sha256 if filing else item.sha256
+    sha256 = filed.sha256 if filed else item.sha256
     evidence = dict(matched_path=decision.matched_path, matched_sha256=decision.matched_sha256,
                     method=decision.method, distance=decision.distance)
     moved = [Move(_staged_place(config, source), target)]
     records = [moves.arrival_record(provenance, sha256, decision.verdict.value, target,
                                     reason=decision.reason, **evidence)]
     if filing and filing.keep_original:
-        kept = _new_place(config, "quarantine", sanitize_name(provenance.name), taken)
+        kept = _new_place(config, "quarantine", _name(provenance, signature), taken)
         moved.append(Move(_staged_place(config, item.data_path), kept))
         records.append(moves.arrival_record(provenance, item.sha256, Verdict.DUPLICATE.value,
                                             kept, reason=filing.keep_original))
@@ -197,11 +195,18 @@ def filing_plan(config: Config, item: StagedItem, signature: Signature | None,
         moved.append(move)
         records.append(record)
     return Plan("move", provenance.name, moves=tuple(moved), decisions=tuple(records),
-                add_files=(LibraryRow(target.path, filing.signature),) if filing else (),
+                add_files=(LibraryRow(target.path, filed),) if target.folder == "pictures"
+                else (),
                 remove_files=(decision.matched_path,)
                 if decision.verdict is Verdict.REPLACE else (),
                 origin=Origin(provenance.origin_key, item.sha256),
                 discard_staged=item.item_id)
+
+
+def _name(provenance, signature: Signature | None) -> str:
+    """The sender's name made safe, with the extension of the bytes' real format."""
+    name = sanitize_name(provenance.name)
+    return with_extension(name, signature.format) if signature is not None else name
 
 
 def _new_place(config: Config, folder: str, name: str, taken: set[Path]) -> Place:
