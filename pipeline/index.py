@@ -48,8 +48,10 @@ class SignatureIndex:
         self.live = np.zeros(_GROW, dtype=bool)
         self.paths: list[str] = []
         self.sha256: list[str] = []
-        self.position_of: dict[str, int] = {}
-        self.by_sha256: dict[str, set[int]] = {}
+        # built on first use: the resweep never needs them, and at 100,000 files they
+        # are a third of its memory (a dict entry and a set per file)
+        self._position_of: dict[str, int] | None = None
+        self._by_sha256: dict[str, set[int]] | None = None
 
     @classmethod
     def from_store(cls, store) -> "SignatureIndex":
@@ -70,11 +72,25 @@ class SignatureIndex:
             index.live[:count] = True
             index.paths = list(columns[1])
             index.sha256 = list(columns[2])
-            index.position_of = {path: position for position, path in enumerate(index.paths)}
-            for position, sha256 in enumerate(index.sha256):
-                index.by_sha256.setdefault(sha256, set()).add(position)
             index.count = count
         return index
+
+    @property
+    def position_of(self) -> dict[str, int]:
+        """path -> live position."""
+        if self._position_of is None:
+            self._position_of = {path: position for position, path in enumerate(self.paths)
+                                 if self.live[position]}
+        return self._position_of
+
+    @property
+    def by_sha256(self) -> dict[str, set[int]]:
+        """SHA-256 -> live positions holding those bytes."""
+        if self._by_sha256 is None:
+            self._by_sha256 = {}
+            for position in np.flatnonzero(self.live[:self.count]).tolist():
+                self._by_sha256.setdefault(self.sha256[position], set()).add(position)
+        return self._by_sha256
 
     _ARRAYS = ("ids", "hashes", "means", "sizes", "file_bytes", "mtime_ns", "live")
 
@@ -103,9 +119,11 @@ class SignatureIndex:
         self.live[position] = True
         self.paths.append(path)
         self.sha256.append(signature.sha256)
-        self.position_of[path] = position
-        self.by_sha256.setdefault(signature.sha256, set()).add(position)
         self.count += 1
+        if self._position_of is not None:
+            self._position_of[path] = position
+        if self._by_sha256 is not None:
+            self._by_sha256.setdefault(signature.sha256, set()).add(position)
 
     def remove(self, path: str) -> None:
         position = self.position_of.pop(path, None)
@@ -114,7 +132,7 @@ class SignatureIndex:
             self.by_sha256.get(self.sha256[position], set()).discard(position)
 
     def __len__(self) -> int:
-        return len(self.position_of)
+        return int(np.count_nonzero(self.live[:self.count]))
 
     # --- thumbnails (kept in the store, fetched by id) ------------------------------
 
@@ -166,13 +184,19 @@ class SignatureIndex:
     # --- every row against every other (the resweep) ---------------------------------
 
     def exact_pairs(self) -> tuple[np.ndarray, np.ndarray]:
-        """(first, second), first < second: every pair of live rows with the same bytes."""
-        first, second = [], []
-        for positions in self.by_sha256.values():
-            run = sorted(position for position in positions if self.live[position])
-            for number, one in enumerate(run):
-                first += [one] * (len(run) - number - 1)
-                second += run[number + 1:]
+        """(first, second), first < second: every pair of live rows with the same bytes
+        (rows sorted by digest, runs of equal digests)."""
+        live = np.flatnonzero(self.live[:self.count]).tolist()
+        order = sorted(live, key=self.sha256.__getitem__) + [None]
+        first, second, run = [], [], []
+        for position in order:
+            if run and (position is None or self.sha256[position] != self.sha256[run[0]]):
+                for number, one in enumerate(run):
+                    first += [one] * (len(run) - number - 1)
+                    second += run[number + 1:]
+                run = []
+            if position is not None:
+                run.append(position)
         return np.array(first, dtype=np.int64), np.array(second, dtype=np.int64)
 
     def red_mean_pairs(self, threshold: float) -> tuple[np.ndarray, np.ndarray]:
