@@ -42,7 +42,7 @@ def test_a_transformed_photo_is_filed_with_the_signature_of_its_new_bytes(config
     arrived = images.jpeg(images.photo(51))
     staging = Staging(config.staging_dir)
     item = staging.stage(io.BytesIO(arrived), Provenance("folder", "x:1:1", "IMG_5.jpg"))
-    signature = sign_file(item.data_path)
+    signature = sign_file(item.data_path, config.gate.max_pixels)
     with Store(config.database) as store:
         filing = transforms.apply(item, signature, config, steps=[to_png])
         plan = run.filing_plan(config, item, signature, Decision(Verdict.PROMOTE), filing)
@@ -69,7 +69,7 @@ def test_steps_that_change_nothing_file_the_photo_as_it_arrived(config):
     arrived = images.jpeg(images.photo(52))
     item = Staging(config.staging_dir).stage(io.BytesIO(arrived),
                                              Provenance("folder", "x:2:2", "IMG_6.jpg"))
-    signature = sign_file(item.data_path)
+    signature = sign_file(item.data_path, config.gate.max_pixels)
     filing = transforms.apply(item, signature, config, steps=[lambda promotion: None])
     assert filing == transforms.Filing(item.data_path, signature)
     with Store(config.database) as store:
@@ -87,5 +87,5 @@ def test_a_plan_survives_its_journal_form(config):
     decision = Decision(Verdict.DUPLICATE, reason="duplicate of b.jpg (similar, 0.02)",
                         matched_path="b.jpg", matched_sha256="ab" * 32, method="similar",
                         distance=0.02)
-    plan = run.filing_plan(config, item, sign_file(item.data_path), decision)
+    plan = run.filing_plan(config, item, sign_file(item.data_path, config.gate.max_pixels), decision)
     assert moves.Plan.from_dict(plan.to_dict()) == plan
