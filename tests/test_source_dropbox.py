@@ -167,7 +167,7 @@ def test_files_over_max_file_mb_are_skipped_without_downloading(linked, photos):
     linked.put("small.jpg", photos[0])
     linked.configure(max_file_mb=2)
     result = linked.run("run")
-    assert "big.jpg: 3.0 MB is over max_file_mb = 2" in result.stderr
+    assert "big.jpg: 3.0 MiB is over max_file_mb = 2" in result.stderr
     assert linked.downloads("big.jpg") == 0
     assert linked.home.files(linked.home.pictures) == ["small.jpg"]
 

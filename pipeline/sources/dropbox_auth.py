@@ -6,10 +6,15 @@ opens it on any device, allows the app and pastes back the code; the frame trade
 for a refresh token, proves the token works with one API call, and only then writes it
 (mode 0600, atomically) so that a failed attempt never replaces a working token. Access
 tokens are short-lived and renewed by the SDK from the refresh token on every run.
+
+The flow object is the SDK's, so this module imports it; every other SDK call (the check of
+the new token included) goes through ``dropbox_session.Session``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 from typing import Callable
 
@@ -18,15 +23,15 @@ from dropbox import DropboxOAuth2FlowNoRedirect
 
 from pipeline.config import DropboxSourceConfig
 from pipeline.errors import PermanentSourceError
-from pipeline.sources.dropbox_connection import (REAUTHORIZE, SOURCE, Connection,
-                                                 http_session, require_app_key, token_file,
-                                                 translated, write_secret_file)
+from pipeline.sources.dropbox_session import (REAUTHORIZE, SOURCE, Session, http_session,
+                                              token_file, translated)
+from pipeline.staging import fsync_directory
 
 
 def authorize(settings: DropboxSourceConfig, state_dir: Path,
               ask: Callable[[str], str] = input, say: Callable[[str], None] = print) -> Path:
     """Run the flow with a person at ``ask``/``say``; return where the token was written."""
-    flow = DropboxOAuth2FlowNoRedirect(require_app_key(settings), use_pkce=True,
+    flow = DropboxOAuth2FlowNoRedirect(settings.app_key.strip(), use_pkce=True,
                                        token_access_type="offline",
                                        timeout=settings.timeout_seconds)
     flow.requests_session = http_session(settings)  # the flow's own session ignores ca_file
@@ -41,14 +46,14 @@ def authorize(settings: DropboxSourceConfig, state_dir: Path,
     if not code:
         raise PermanentSourceError("no code entered; nothing was changed", SOURCE)
     refresh_token = _finish(flow, code)
-    connection = Connection(settings, state_dir, refresh_token=refresh_token)
-    account = connection.call("verify the new token", connection.client.users_get_current_account)
+    with Session(settings, state_dir, refresh_token=refresh_token) as session:
+        email = session.account_email("verify the new token")
     path = token_file(settings, state_dir)
     try:
         write_secret_file(path, refresh_token)
     except OSError as exc:
         raise PermanentSourceError(f"cannot write {path}: {exc.strerror}", SOURCE) from exc
-    say(f"Linked to the Dropbox account of {account.email}; refresh token written to {path} "
+    say(f"Linked to the Dropbox account of {email}; refresh token written to {path} "
         f"(readable by you only).")
     if settings.refresh_token_env:
         say(f"Note: ${settings.refresh_token_env} wins over this file whenever it is set.")
@@ -69,3 +74,24 @@ def _finish(flow: DropboxOAuth2FlowNoRedirect, code: str) -> str:
         raise PermanentSourceError("Dropbox returned no refresh token (offline access was "
                                    "not granted)", SOURCE)
     return result.refresh_token
+
+
+def write_secret_file(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` readable by the owner only, atomically and durably."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    temporary = path.with_name(f".{path.name}.tmp")
+    with contextlib.suppress(FileNotFoundError):
+        temporary.unlink()
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            os.fchmod(handle.fileno(), 0o600)   # the umask may only narrow it, never widen
+            handle.write(text + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+        fsync_directory(path.parent)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        raise
