@@ -53,6 +53,15 @@ class LibraryConfig:
     rejected: Path = setting("~/RejectedPictures", "path")
     state_dir: Path = setting("~/.local/share/frame-ingest", "path")
 
+    def rules(self) -> Iterator[Problem]:
+        """Each folder has one job: a photo moved "to quarantine" must leave Pictures."""
+        seen: dict[Path, str] = {}
+        for key in ("pictures", "quarantine", "rejected", "state_dir"):
+            folder = getattr(self, key).resolve()
+            if folder in seen:
+                yield key, f"the same folder as {seen[folder]} ({folder}); each needs its own"
+            seen.setdefault(folder, key)
+
 
 @dataclass(frozen=True)
 class DedupeConfig:
@@ -122,6 +131,7 @@ class DropboxSourceConfig:
         return int(self.max_file_mb * MIB)
 
     def rules(self) -> Iterator[Problem]:
+        """Settings without which the source cannot work, or would ingest its own output."""
         if not self.app_key.strip():
             yield "app_key", ("empty: create a Dropbox app and copy its app key "
                               "(see docs/dropbox.md)")
