@@ -7,8 +7,9 @@ for a refresh token, proves the token works with one API call, and only then wri
 (mode 0600, atomically) so that a failed attempt never replaces a working token. Access
 tokens are short-lived and renewed by the SDK from the refresh token on every run.
 
-The flow object is the SDK's, so this module imports it; every other SDK call (the check of
-the new token included) goes through ``dropbox_session.Session``.
+This module is the conversation with the person and the careful write of the token; the
+SDK's flow and every call to Dropbox are in ``dropbox_session`` (``Authorization``,
+``Session``).
 """
 
 from __future__ import annotations
@@ -18,26 +19,19 @@ import os
 from pathlib import Path
 from typing import Callable
 
-import requests
-from dropbox import DropboxOAuth2FlowNoRedirect
-
 from pipeline.config import DropboxSourceConfig
 from pipeline.errors import PermanentSourceError
-from pipeline.sources.dropbox_session import (REAUTHORIZE, SOURCE, Session, http_session,
-                                              token_file, translated)
+from pipeline.sources.dropbox_session import SOURCE, Authorization, Session, token_file
 from pipeline.staging import fsync_directory
 
 
 def authorize(settings: DropboxSourceConfig, state_dir: Path,
               ask: Callable[[str], str] = input, say: Callable[[str], None] = print) -> Path:
     """Run the flow with a person at ``ask``/``say``; return where the token was written."""
-    flow = DropboxOAuth2FlowNoRedirect(settings.app_key.strip(), use_pkce=True,
-                                       token_access_type="offline",
-                                       timeout=settings.timeout_seconds)
-    flow.requests_session = http_session(settings)  # the flow's own session ignores ca_file
+    flow = Authorization(settings)
     say("1. Open this address in a browser and sign in to the Dropbox account that holds "
         "the shared folder:")
-    say(flow.start())
+    say(flow.address())
     say('2. Click "Allow", copy the code Dropbox shows and paste it here.')
     try:
         code = ask("Code: ").strip()
@@ -45,7 +39,7 @@ def authorize(settings: DropboxSourceConfig, state_dir: Path,
         code = ""
     if not code:
         raise PermanentSourceError("no code entered; nothing was changed", SOURCE)
-    refresh_token = _finish(flow, code)
+    refresh_token = flow.refresh_token(code)
     with Session(settings, state_dir, refresh_token=refresh_token) as session:
         email = session.account_email("verify the new token")
     path = token_file(settings, state_dir)
@@ -58,22 +52,6 @@ def authorize(settings: DropboxSourceConfig, state_dir: Path,
     if settings.refresh_token_env:
         say(f"Note: ${settings.refresh_token_env} wins over this file whenever it is set.")
     return path
-
-
-def _finish(flow: DropboxOAuth2FlowNoRedirect, code: str) -> str:
-    """Trade the pasted code for a refresh token."""
-    try:
-        with translated("exchange the code"):
-            result = flow.finish(code)
-    except requests.exceptions.HTTPError as exc:
-        status = exc.response.status_code if exc.response is not None else "?"
-        raise PermanentSourceError(f"Dropbox did not accept the code (HTTP {status}): it may be "
-                                   f"mistyped, used already or expired; {REAUTHORIZE} again",
-                                   SOURCE) from exc
-    if not result.refresh_token:
-        raise PermanentSourceError("Dropbox returned no refresh token (offline access was "
-                                   "not granted)", SOURCE)
-    return result.refresh_token
 
 
 def write_secret_file(path: Path, text: str) -> None:

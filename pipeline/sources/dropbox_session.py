@@ -1,7 +1,8 @@
 """The one boundary to Dropbox: every ``dropbox`` SDK call and every SDK or ``requests``
 exception is here, the way ``imap_session.Session`` is the one boundary to imapclient.
 
-``Session`` speaks frame-ingest's words: the account's e-mail, whether a folder exists,
+``Session`` (and ``Authorization``, the OAuth flow of ``dropbox-auth``) speaks
+frame-ingest's words: the account's e-mail, whether a folder exists,
 pages of a listing (``Page`` of ``RemoteFile``; ``list_continue`` answers None when Dropbox
 has reset the cursor, so the caller can fall back to a full listing), a download handed on
 as a stream verified against the content_hash, a move and a delete (only of the revision
@@ -326,6 +327,35 @@ class Session:
                         state.attempt_number, self.settings.retries,
                         state.next_action.sleep if state.next_action else 0.0)
         return log_once
+
+
+class Authorization:
+    """The OAuth 2 "no redirect" flow with PKCE and offline access (``dropbox-auth``)."""
+
+    def __init__(self, settings: DropboxSourceConfig):
+        self.flow = dropbox.DropboxOAuth2FlowNoRedirect(
+            settings.app_key.strip(), use_pkce=True, token_access_type="offline",
+            timeout=settings.timeout_seconds)
+        self.flow.requests_session = http_session(settings)  # its own would ignore ca_file
+
+    def address(self) -> str:
+        """The address a person opens to allow access."""
+        return self.flow.start()
+
+    def refresh_token(self, code: str) -> str:
+        """Trade the code the person pasted for a refresh token."""
+        try:
+            with translated("exchange the code"):
+                result = self.flow.finish(code)
+        except requests.exceptions.HTTPError as exc:
+            status = exc.response.status_code if exc.response is not None else "?"
+            raise PermanentSourceError(f"Dropbox did not accept the code (HTTP {status}): it "
+                                       f"may be mistyped, used already or expired; "
+                                       f"{REAUTHORIZE} again", SOURCE) from exc
+        if not result.refresh_token:
+            raise PermanentSourceError("Dropbox returned no refresh token (offline access was "
+                                       "not granted)", SOURCE)
+        return result.refresh_token
 
 
 def _page(result) -> Page:
