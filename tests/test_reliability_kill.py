@@ -22,29 +22,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Home
+from tests.conftest import make_home
 from tests.support import crashes, scenarios
-from tests.support.dovecot import DovecotServer
-from tests.support.dropbox_emulator import DropboxEmulator
 
 TRIALS = int(os.environ.get("FRAME_INGEST_KILL_TRIALS", "50"))
 ONLY_SEED = os.environ.get("FRAME_INGEST_KILL_SEED")
 FIRST_SEED = 1000
-APP_KEY = "frame-ingest-kill-test"
-IMAP_USER, IMAP_PASSWORD = "frame", "kill-test-Passw0rd"
 PARALLEL = 2
-
-
-@pytest.fixture(scope="module")
-def emulator():
-    with DropboxEmulator() as emu:
-        yield emu
-
-
-@pytest.fixture(scope="module")
-def dovecot():
-    with DovecotServer(users={IMAP_USER: IMAP_PASSWORD}) as server:
-        yield server
 
 
 @pytest.fixture
@@ -65,14 +49,6 @@ def corpus() -> scenarios.Corpus:
     return scenarios.build_corpus()
 
 
-def new_home(path: Path) -> Home:
-    path.mkdir(parents=True)
-    env = {key: value for key, value in os.environ.items()
-           if not key.startswith(("FRAME_INGEST", "XDG_")) and key != "JOURNAL_STREAM"}
-    env.update(HOME=str(path), PYTHONPATH=str(Path(__file__).resolve().parent.parent))
-    return Home(path, env)
-
-
 def new_trial(seed: int, root: Path, servers: dict, command: str | None = None,
               everything: bool = False) -> tuple[crashes.Trial, random.Random]:
     rng = random.Random(seed)
@@ -80,14 +56,16 @@ def new_trial(seed: int, root: Path, servers: dict, command: str | None = None,
     if everything or rng.random() < 0.4:
         sources.append(scenarios.LibraryScenario())
     if everything or rng.random() < 0.3:
+        dropbox = servers["dropbox"]
         sources.append(scenarios.DropboxScenario(
-            servers["dropbox"], APP_KEY, f"/Kill {seed}",
+            dropbox.emulator, dropbox.app_key, f"{dropbox.folder}/Kill {seed}",
             rng.choice(["keep", "move", "delete"])))
     if everything or rng.random() < 0.3:
-        sources.append(scenarios.ImapScenario(servers["imap"], IMAP_USER, IMAP_PASSWORD,
+        mailbox = servers["imap"]
+        sources.append(scenarios.ImapScenario(mailbox.server, mailbox.user, mailbox.password,
                                               f"Kill{seed}"))
     command = command or rng.choice(sorted(crashes.COMMANDS))
-    return crashes.Trial(seed, new_home(root / f"trial-{seed}" / "home"), sources,
+    return crashes.Trial(seed, make_home(root / f"trial-{seed}" / "home"), sources,
                          command), rng
 
 
@@ -123,9 +101,9 @@ def play(trial: crashes.Trial, rng: random.Random, corpus, estimates: dict) -> l
 
 
 @pytest.mark.timeout(max(300, 4 * TRIALS))
-def test_sigkill_at_random_moments_loses_nothing_and_files_nothing_twice(trial_root, emulator,
-                                                                        dovecot, corpus):
-    servers = {"dropbox": emulator, "imap": dovecot}
+def test_sigkill_at_random_moments_loses_nothing_and_files_nothing_twice(trial_root, dropbox,
+                                                                        mailbox, corpus):
+    servers = {"dropbox": dropbox, "imap": mailbox}
     estimates: dict[str, float] = {}
     started = time.monotonic()
     for command in sorted(crashes.COMMANDS):      # calibration: one unkilled trial each
