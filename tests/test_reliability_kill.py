@@ -8,6 +8,11 @@ is in Pictures twice; that the store agrees with the folders and passes integrit
 that nothing was written outside the library folders and state_dir.
 
 ``FRAME_INGEST_KILL_TRIALS=500`` runs more trials; ``FRAME_INGEST_KILL_SEED=N`` replays one.
+
+The every-step trials below take one prepared situation (a better copy replacing a photo in
+Pictures; a restore from quarantine) and kill it, under strace, as each file-changing call
+begins, each time in a fresh copy; the reruns must reach the end state of an unkilled run
+and the same invariant. They need ``strace`` (tests/setup-and-run.sh installs it).
 """
 
 from __future__ import annotations
@@ -132,3 +137,64 @@ def test_sigkill_at_random_moments_loses_nothing_and_files_nothing_twice(trial_r
           f"unkilled durations {estimates}")
     assert problems == [], "\n".join(problems)
     assert sum(trial.kills for trial in trials) >= len(trials) // 2, "too few kills landed"
+
+
+# ----------------------------------------------------------------------------- every step
+# One prepared situation, killed as each file-changing call begins (see
+# crashes.kill_at_every_step), then finished by the reruns a person or the timer would make.
+
+
+def situation(root: Path) -> crashes.Trial:
+    """A HOME with the drop folder on, to be filled with ``send`` and copied per kill."""
+    assert crashes.STRACE, "the every-step trials need strace (apt-get install strace)"
+    folder = scenarios.FolderScenario()
+    trial = crashes.Trial(0, make_home(root / "template" / "home"), [folder], "run")
+    trial.config_path.write_text(folder.config())
+    trial.config_path.chmod(0o600)
+    return trial
+
+
+def send(trial: crashes.Trial, name: str, data: bytes, kind: str) -> None:
+    trial.home.drop(name, data)
+    trial.sent.append(scenarios.Input(name, data, kind))
+
+
+def ran(trial: crashes.Trial, *arguments: str) -> list[str]:
+    """Run a command to its end; a problem line if it did not exit 0."""
+    result = trial.run(*arguments)
+    if result.returncode == 0:
+        return []
+    return [f"`{' '.join(arguments)}` exited {result.returncode}: "
+            f"{result.stderr.strip().splitlines()[-2:]}"]
+
+
+def where(trial: crashes.Trial, data: bytes) -> dict[str, list[str]]:
+    """folder name -> paths in it holding exactly ``data``."""
+    found: dict[str, list[str]] = {}
+    for folder, path, digest in crashes.outcome(trial.home):
+        if digest == crashes.sha(data):
+            found.setdefault(folder, []).append(path)
+    return found
+
+
+def test_a_replace_killed_at_every_step_is_finished_by_the_next_run(trial_root, corpus):
+    original, better = corpus.photos[3], corpus.larger[3]
+    template = situation(trial_root)
+    send(template, "IMG_03.jpg", original, "photo")
+    assert ran(template, "run") == []
+    send(template, "IMG_03 big.jpg", better, "larger")   # the full-size copy arrives
+
+    def finish(trial: crashes.Trial) -> list[str]:
+        problems = ran(trial, "run")
+        if where(trial, better) != {"Pictures": ["IMG_03 big.jpg"]} or \
+                list(where(trial, original)) != ["DuplicatePictures"]:
+            problems.append(f"not replaced: better copy in {where(trial, better)}, original "
+                            f"in {where(trial, original)}")
+        return problems
+
+    started = time.monotonic()
+    steps, problems = crashes.kill_at_every_step(template, ("run",), trial_root, finish)
+    print(f"\nreplace: {len(steps)} steps killed in {time.monotonic() - started:.1f} s")
+    assert problems == [], "\n".join(problems)
+    assert {"link", "unlink", "rename", "fsync"} <= {name for name, _ in steps}, steps
+
