@@ -82,6 +82,11 @@ class Home:
                       if path.is_file() and not path.name.startswith("."))
 
 
+def error_lines(result: subprocess.CompletedProcess) -> list[str]:
+    """The lines of a run's stderr that report an error (a failed run says one)."""
+    return [line for line in result.stderr.splitlines() if line.startswith(("ERROR", "error"))]
+
+
 def make_home(path: Path) -> Home:
     """Create ``path`` as a HOME whose environment has none of frame-ingest's or XDG's
     variables from the test run, and runs this tree's ``pipeline``."""
@@ -178,6 +183,8 @@ def dropbox(emulator: DropboxEmulator, request: pytest.FixtureRequest) -> Dropbo
     behind are cleared (and were cleared before it started)."""
     label = _label(request)
     emulator.reset_between_tests()
+    bugs_before = len(emulator.internal_errors)
     app_key = f"frame-ingest-{label}"
     yield DropboxAccount(emulator, app_key, emulator.add_refresh_token(app_key), f"/{label}")
     emulator.reset_between_tests()
+    assert emulator.internal_errors[bugs_before:] == [], "the emulator itself failed"

@@ -38,7 +38,7 @@ def test_every_image_of_a_message_reaches_pictures_and_the_mail_is_filed(home, m
 def test_ten_images_in_one_message_and_provenance_in_status(home, mailbox):
     pictures = [(f"IMG_{number:04d}.jpg", mails.picture(100 + number)) for number in range(10)]
     mailbox.append("ten", mails.with_images(pictures, subject="Ten from the zoo"),
-                  create=True)
+                   create=True)
     config = write_config(home, mailbox, "ten")
     summary, _ = run_json(home, config)
     assert summary["promoted"] == 10
@@ -84,7 +84,7 @@ def test_oversized_attachment_is_skipped_with_a_line_and_the_rest_taken(home, ma
     big, small = mails.picture(30, (1200, 800)), mails.picture(31)
     assert len(big) > 40_000 > len(small)
     mailbox.append("big", mails.with_images([("huge.jpg", big), ("ok.jpg", small)]),
-                  create=True)
+                   create=True)
     config = write_config(home, mailbox, "big", max_attachment_mb=0.04)
     summary, log = run_json(home, config)
     assert home.files(home.pictures) == ["ok.jpg"] and summary["fetched"] == 1
@@ -194,7 +194,7 @@ def test_unsafe_or_incomplete_settings_are_refused_before_connecting(home, mailb
 
 def test_message_larger_than_max_message_mb_is_not_fetched_and_left_unread(home, mailbox):
     uid = mailbox.append("huge", mails.with_images([("h.jpg", mails.picture(32, (960, 640)))]),
-                        create=True)
+                         create=True)
     config = write_config(home, mailbox, "huge", max_message_mb=0.02)
     summary, log = run_json(home, config)
     assert summary["fetched"] == 0 and "more than max_message_mb" in log

@@ -193,7 +193,7 @@ def test_duplicate_names_deep_nesting_and_a_thousand_parts_each_get_an_outcome(h
     pictures = [mails.picture(seed) for seed in (700, 701, 702, 703, 704)]
     mailbox.create_folder("Odd")
     mailbox.append("Odd", mails.with_images([("IMG_0001.jpg", pictures[0]),
-                                                     ("IMG_0001.jpg", pictures[1])]))
+                                             ("IMG_0001.jpg", pictures[1])]))
     mailbox.append("Odd", nested(50, pictures[2]))
     mailbox.append("Odd", many_parts(1000, pictures[3]))
     mailbox.append("Odd", mails.with_images([("after.jpg", pictures[4])]))

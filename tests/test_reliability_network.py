@@ -17,13 +17,10 @@ import time
 import pytest
 
 from tests import images, mails
+from tests.conftest import error_lines
 from tests.imap_helpers import write_config
 from tests.support import crashes, scenarios
 from tests.support.proxy import FaultyProxy
-
-
-def error_lines(result) -> list[str]:
-    return [line for line in result.stderr.splitlines() if line.startswith(("ERROR", "error"))]
 
 
 def state(home, source: str) -> dict:

@@ -26,6 +26,7 @@ import pytest
 from tests import images
 from tests.support.dropbox_emulator import DropboxEmulator
 
+APP_KEY = "frame-ingest-test-app"   # for configs that never reach the emulator
 FOLDER_NUMBERS = itertools.count(1)
 FAKE_JPEG = b"\xff\xd8\xff\xe0"    # a JPEG signature: passes the sniff, fails the gate
 
