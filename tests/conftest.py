@@ -162,12 +162,6 @@ class DropboxAccount:
     token: str
     folder: str
 
-    def put(self, name: str, data: bytes) -> str:
-        """Put ``data`` at ``folder/name`` in the emulated Dropbox; return that path."""
-        path = f"{self.folder}/{name}"
-        self.emulator.put_file(path, data)
-        return path
-
     def link(self, home: Home) -> Path:
         """Write the refresh token where frame-ingest looks by default (mode 600)."""
         home.state_dir.mkdir(parents=True, exist_ok=True)

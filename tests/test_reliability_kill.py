@@ -144,11 +144,12 @@ def test_sigkill_at_random_moments_loses_nothing_and_files_nothing_twice(trial_r
 # crashes.kill_at_every_step), then finished by the reruns a person or the timer would make.
 
 
-def situation(root: Path) -> crashes.Trial:
-    """A HOME with the drop folder on, to be filled with ``send`` and copied per kill."""
+def situation(root: Path, command: str) -> crashes.Trial:
+    """A HOME with the drop folder on, to be filled with ``send`` and copied per kill of
+    ``command`` (the name problems are reported under)."""
     assert crashes.STRACE, "the every-step trials need strace (apt-get install strace)"
     folder = scenarios.FolderScenario()
-    trial = crashes.Trial(0, make_home(root / "template" / "home"), [folder], "run")
+    trial = crashes.Trial(0, make_home(root / "template" / "home"), [folder], command)
     trial.config_path.write_text(folder.config())
     trial.config_path.chmod(0o600)
     return trial
@@ -179,12 +180,12 @@ def where(trial: crashes.Trial, data: bytes) -> dict[str, list[str]]:
 
 def test_a_replace_killed_at_every_step_is_finished_by_the_next_run(trial_root, corpus):
     original, better = corpus.photos[3], corpus.larger[3]
-    template = situation(trial_root)
+    template = situation(trial_root, "run")
     send(template, "IMG_03.jpg", original, "photo")
     assert ran(template, "run") == []
     send(template, "IMG_03 big.jpg", better, "larger")   # the full-size copy arrives
 
-    def finish(trial: crashes.Trial) -> list[str]:
+    def finish(trial: crashes.Trial, _position: int) -> list[str]:
         problems = ran(trial, "run")
         if where(trial, better) != {"Pictures": ["IMG_03 big.jpg"]} or \
                 list(where(trial, original)) != ["DuplicatePictures"]:

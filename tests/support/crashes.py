@@ -262,23 +262,25 @@ def outcome(home) -> set[tuple[str, str, str]]:
 
 
 def kill_at_every_step(template: Trial, arguments: tuple[str, ...], root: Path,
-                       finish: Callable[[Trial], list[str]], parallel: int = 2) \
+                       finish: Callable[[Trial, int], list[str]], parallel: int = 2) \
         -> tuple[list[tuple[str, int]], list[str]]:
     """Kill ``arguments`` at each of its steps, each time in a fresh copy of ``template``;
-    then ``finish(trial)`` (the reruns, returning problems of its own), the invariant, and
-    the end state must equal that of a copy that was never killed. Returns the steps and
-    every problem found, one line each naming the step."""
+    then ``finish(trial, position)`` (the reruns, returning problems of its own; position
+    is the step's index, -1 for the unkilled copy, so that reruns may vary by step), the
+    invariant, and the end state must equal that of a copy that was never killed. Returns
+    the steps and every problem found, one line each naming the step."""
     reference = template.clone(root / "unkilled" / "home")
     steps = steps_of(reference, *arguments)
-    problems = [f"unkilled: {problem}" for problem in finish(reference)]
+    problems = [f"unkilled: {problem}" for problem in finish(reference, -1)]
     problems += check_invariant(reference)
     expected = outcome(reference.home)
 
-    def one(step: tuple[str, int]) -> list[str]:
+    def one(position: int) -> list[str]:
+        step = steps[position]
         trial = template.clone(root / f"{step[0]}-{step[1]}" / "home")
         if not run_killed_at(trial, step, *arguments):
             return [f"{step}: the run ended before this step: steps are not repeatable"]
-        found = finish(trial) + check_invariant(trial)
+        found = finish(trial, position) + check_invariant(trial)
         if outcome(trial.home) != expected:
             found.append(f"end state {sorted(outcome(trial.home) ^ expected)} differs from "
                          f"the unkilled run's")
@@ -287,7 +289,7 @@ def kill_at_every_step(template: Trial, arguments: tuple[str, ...], root: Path,
                 for problem in found]
 
     with ThreadPoolExecutor(parallel) as pool:
-        for found in pool.map(one, steps):
+        for found in pool.map(one, range(len(steps))):
             problems += found
     return steps, problems
 
