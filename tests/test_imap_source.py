@@ -204,22 +204,22 @@ def test_unsafe_or_incomplete_settings_are_refused_before_connecting(home, mailb
     ({"processed_folder": "Rules"}, "processed_folder: must differ from folder"),
 ])
 @pytest.mark.parametrize("command", ["run", "check"])
-def test_each_imap_rule_exits_2_with_one_line_and_touches_nothing(home, server, keys,
+def test_each_imap_rule_exits_2_with_one_line_and_touches_nothing(home, mailbox, keys,
                                                                   expected, command):
-    uid = server.append(USER, "Rules", mails.with_images([("r.jpg", mails.picture(33))]),
-                        create=True)
-    config = write_config(home, server, "Rules", **keys)
+    uid = mailbox.append("Rules", mails.with_images([("r.jpg", mails.picture(33))]),
+                         create=True)
+    config = write_config(home, mailbox, "Rules", **keys)
     result = home.run("--config", config, command,
-                      extra_env={"FRAME_INGEST_IMAP_PASSWORD": PASSWORD})
+                      extra_env={"FRAME_INGEST_IMAP_PASSWORD": mailbox.password})
     assert result.returncode == 2, result.stdout + result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: {config}: [sources.imap] {expected}")
-    assert not home.state_dir.exists() and server.flags(USER, "Rules", uid) == set()
-    assert uid in server.uids(USER, "Rules")
+    assert not home.state_dir.exists() and mailbox.flags("Rules", uid) == set()
+    assert uid in mailbox.uids("Rules")
 
 
-def test_a_disabled_imap_source_is_not_checked(home, server):
-    config = write_config(home, server, "INBOX", enabled=False, host="mail.example.com",
+def test_a_disabled_imap_source_is_not_checked(home, mailbox):
+    config = write_config(home, mailbox, "INBOX", enabled=False, host="mail.example.com",
                           username="", allowed_senders=[])
     assert home.run("--config", config, "run").returncode == 0
 

@@ -3,9 +3,9 @@ SDK inside it, talking HTTPS to the local emulator (tests/support/dropbox_emulat
 
 The SDK reads its hosts from the environment when it is imported, so every run gets
 ``emulator.env()``; ``REQUESTS_CA_BUNDLE`` points at the public CA bundle to prove that a
-configured ``ca_file`` is not silently overridden by it. Each test gets its own folder in
-one module-wide emulator, and every run checks that the refresh token never shows up in
-the output.
+configured ``ca_file`` is not silently overridden by it. Each test gets its own app key,
+token and folder in the session's emulator (the ``dropbox`` fixture, tests/conftest.py), and
+every run checks that the refresh token never shows up in the output.
 """
 
 from __future__ import annotations
