@@ -17,6 +17,7 @@ and the same invariant. They need ``strace`` (tests/setup-and-run.sh installs it
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
@@ -199,3 +200,56 @@ def test_a_replace_killed_at_every_step_is_finished_by_the_next_run(trial_root, 
     assert problems == [], "\n".join(problems)
     assert {"link", "unlink", "rename", "fsync"} <= {name for name, _ in steps}, steps
 
+
+def quarantined(trial: crashes.Trial) -> dict[str, str]:
+    """``quarantine list --json``: name -> the library file it was taken for."""
+    result = trial.run("quarantine", "list", "--json")
+    assert result.returncode == 0, result.stderr
+    return {entry["name"]: entry["duplicate_of"] for entry in json.loads(result.stdout)}
+
+
+def test_a_restore_killed_at_every_step_leaves_the_photo_in_pictures_once_and_the_pair_remembered(
+        trial_root, corpus):
+    kept, copy = corpus.photos[4], corpus.recompressed[4]
+    template = situation(trial_root, "quarantine restore")
+    send(template, "IMG_04.jpg", kept, "photo")
+    assert ran(template, "run") == []
+    send(template, "IMG_04 small.jpg", copy, "recompressed")   # taken for a duplicate...
+    assert ran(template, "run") == []
+    [name] = quarantined(template)                              # ...which it is not
+
+    restore = ("quarantine", "restore", name)
+    # Whichever command comes next finishes a restore cut short (docs/commands.md): the
+    # timer's run or resweep, or the person restoring again. Steps take turns.
+    recoveries = [("run",), ("resweep",), restore]
+
+    def finish(trial: crashes.Trial, position: int) -> list[str]:
+        recovery = recoveries[position % len(recoveries)] if position >= 0 else ("run",)
+        if recovery == restore:
+            again = trial.run(*restore)     # or it had finished: "not in quarantine" is true
+            problems = [] if again.returncode == 0 or "not in quarantine" in again.stderr \
+                else [f"restoring again exited {again.returncode}: {again.stderr.strip()}"]
+        else:
+            problems = ran(trial, *recovery)
+            if (trial.home.quarantine / name).exists():     # not begun: restored again
+                problems += ran(trial, *restore)
+        if where(trial, copy) != {"Pictures": ["IMG_04 small.jpg"]}:
+            problems.append(f"the restored photo is in {where(trial, copy)}")
+        before = crashes.outcome(trial.home)
+        problems += ran(trial, "resweep")
+        if crashes.outcome(trial.home) != before:
+            problems.append(f"the resweep separated the pair again: "
+                            f"{sorted(crashes.outcome(trial.home) ^ before)}")
+        send(trial, "IMG_04 again.jpg", copy, "copy")       # the same photo sent again
+        problems += ran(trial, "run")
+        again = {entry: of for entry, of in quarantined(trial).items()
+                 if entry.endswith("IMG_04 again.jpg")}
+        if list(again.values()) != ["IMG_04 small.jpg"]:    # a copy of the restored file,
+            problems.append(f"sent again, it was filed as {again}")   # not of its partner
+        return problems
+
+    started = time.monotonic()
+    steps, problems = crashes.kill_at_every_step(template, restore, trial_root, finish)
+    print(f"\nrestore: {len(steps)} steps killed in {time.monotonic() - started:.1f} s")
+    assert problems == [], "\n".join(problems)
+    assert {"link", "unlink"} <= {step for step, _ in steps}, steps
