@@ -14,7 +14,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
-    dovecot-imapd chromium systemd fonts-dejavu-core \
+    dovecot-imapd chromium systemd fonts-dejavu-core strace \
     mate-backgrounds plasma-workspace-wallpapers lomiri-wallpapers-20.04 \
     lomiri-wallpapers-16.04 >/dev/null
 

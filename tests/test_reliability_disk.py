@@ -14,6 +14,7 @@ from pipeline.items import Provenance
 from pipeline.library import move_file
 from pipeline.staging import Staging
 from tests import images
+from tests.conftest import error_lines
 from tests.support import crashes, scenarios
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs as "
@@ -51,10 +52,6 @@ def staged_and_filed(home) -> list[str]:
     filed = [path.read_bytes() for path in crashes.files_under(home.pictures)
              if not path.name.startswith(".")]
     return sorted(crashes.sha(data) for data in staged + filed)
-
-
-def error_lines(result) -> list[str]:
-    return [line for line in result.stderr.splitlines() if line.startswith(("ERROR", "error"))]
 
 
 @needs_root

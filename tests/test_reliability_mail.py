@@ -20,8 +20,7 @@ from PIL import Image
 from pipeline.sources import mail
 from pipeline.sources.senders import SenderRules, refusal
 from tests import mails
-from tests.imap_helpers import PASSWORD, write_config
-from tests.support.dovecot import DovecotServer
+from tests.imap_helpers import write_config
 
 FAMILY = "grandma@family.example"
 RECEIVED_FAIL = ("mx.frame.example; dkim=fail header.d=family.example; spf=fail; "
@@ -171,12 +170,6 @@ def test_the_extractor_returns_only_the_image_parts_of_any_structure(tree, rng):
 # ----------------------------------------------------------------------------- end to end
 
 
-@pytest.fixture(scope="module")
-def server():
-    with DovecotServer(users={"frame": PASSWORD}) as instance:
-        yield instance
-
-
 def nested(depth: int, picture: bytes) -> bytes:
     inner = mails.message(subject=f"level {depth}")
     inner.add_attachment(picture, maintype="image", subtype="jpeg", filename="deep.jpg")
@@ -196,15 +189,15 @@ def many_parts(count: int, picture: bytes) -> bytes:
     return letter.as_bytes()
 
 
-def test_duplicate_names_deep_nesting_and_a_thousand_parts_each_get_an_outcome(home, server):
+def test_duplicate_names_deep_nesting_and_a_thousand_parts_each_get_an_outcome(home, mailbox):
     pictures = [mails.picture(seed) for seed in (700, 701, 702, 703, 704)]
-    server.create_folder("frame", "Odd")
-    server.append("frame", "Odd", mails.with_images([("IMG_0001.jpg", pictures[0]),
-                                                     ("IMG_0001.jpg", pictures[1])]))
-    server.append("frame", "Odd", nested(50, pictures[2]))
-    server.append("frame", "Odd", many_parts(1000, pictures[3]))
-    server.append("frame", "Odd", mails.with_images([("after.jpg", pictures[4])]))
-    config = write_config(home, server, "Odd")
+    mailbox.create_folder("Odd")
+    mailbox.append("Odd", mails.with_images([("IMG_0001.jpg", pictures[0]),
+                                             ("IMG_0001.jpg", pictures[1])]))
+    mailbox.append("Odd", nested(50, pictures[2]))
+    mailbox.append("Odd", many_parts(1000, pictures[3]))
+    mailbox.append("Odd", mails.with_images([("after.jpg", pictures[4])]))
+    config = write_config(home, mailbox, "Odd")
     result = home.run("--config", config, "run")
     assert result.returncode == 0, result.stderr
     assert sorted(home.files(home.pictures)) == ["IMG_0001 (2).jpg", "IMG_0001.jpg",
@@ -213,4 +206,4 @@ def test_duplicate_names_deep_nesting_and_a_thousand_parts_each_get_an_outcome(h
         {pictures[0], pictures[1], pictures[3], pictures[4]}
     assert "nesting deeper than" in result.stderr
     assert f"more than {mail.MAX_PARTS} parts" in result.stderr
-    assert server.uids("frame", "Odd") == []            # every message was filed
+    assert mailbox.uids("Odd") == []            # every message was filed

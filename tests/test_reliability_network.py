@@ -17,17 +17,10 @@ import time
 import pytest
 
 from tests import images, mails
-from tests.imap_helpers import PASSWORD, write_config
+from tests.conftest import error_lines
+from tests.imap_helpers import write_config
 from tests.support import crashes, scenarios
-from tests.support.dovecot import DovecotServer
-from tests.support.dropbox_emulator import DropboxEmulator
 from tests.support.proxy import FaultyProxy
-
-APP_KEY = "frame-ingest-network-test"
-
-
-def error_lines(result) -> list[str]:
-    return [line for line in result.stderr.splitlines() if line.startswith(("ERROR", "error"))]
 
 
 def state(home, source: str) -> dict:
@@ -49,68 +42,62 @@ def staged(home) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def server():
-    with DovecotServer(users={"frame": PASSWORD}) as instance:
-        yield instance
-
-
-@pytest.fixture(scope="module")
 def large_mail() -> tuple[bytes, bytes]:
     """A mail carrying a ~1.5 MB picture (a small JPEG padded after its end marker)."""
     picture = mails.picture(620) + random.Random(620).randbytes(1_500_000)
     return picture, mails.with_images([("large.jpg", picture)])
 
 
-def through_proxy(home, server, proxy, folder: str, **keys) -> str:
-    config = write_config(home, server, folder,
+def through_proxy(home, mailbox, proxy, folder: str, **keys) -> str:
+    config = write_config(home, mailbox, folder,
                           **{"retry_attempts": 3, "retry_wait_seconds": 0.1, **keys})
-    text = open(config).read().replace(f"port = {server.port}", f"port = {proxy.port}")
+    text = open(config).read().replace(f"port = {mailbox.port}", f"port = {proxy.port}")
     open(config, "w").write(text)
     return config
 
 
-def test_imap_connection_cut_during_a_large_message_is_retried_and_completes(home, server,
+def test_imap_connection_cut_during_a_large_message_is_retried_and_completes(home, mailbox,
                                                                             large_mail):
     picture, raw = large_mail
-    server.create_folder("frame", "CutOnce")
-    server.append("frame", "CutOnce", raw)
-    with FaultyProxy((server.host, server.port)) as proxy:
+    mailbox.create_folder("CutOnce")
+    mailbox.append("CutOnce", raw)
+    with FaultyProxy((mailbox.host, mailbox.port)) as proxy:
         proxy.cut_after(600_000)                      # the first connection drops mid-body
-        result = home.run("--config", through_proxy(home, server, proxy, "CutOnce"), "run")
+        result = home.run("--config", through_proxy(home, mailbox, proxy, "CutOnce"), "run")
         assert proxy.connections >= 2
     assert result.returncode == 0, result.stderr
     assert (home.pictures / "large.jpg").read_bytes() == picture
-    assert server.uids("frame", "CutOnce") == []
+    assert mailbox.uids("CutOnce") == []
 
 
-def test_imap_cut_every_time_exits_1_with_one_line_and_leaves_the_mail(home, server,
+def test_imap_cut_every_time_exits_1_with_one_line_and_leaves_the_mail(home, mailbox,
                                                                       large_mail):
     picture, raw = large_mail
-    server.create_folder("frame", "CutAlways")
-    server.append("frame", "CutAlways", raw)
-    uids = server.uids("frame", "CutAlways")
-    with FaultyProxy((server.host, server.port)) as proxy:
+    mailbox.create_folder("CutAlways")
+    mailbox.append("CutAlways", raw)
+    uids = mailbox.uids("CutAlways")
+    with FaultyProxy((mailbox.host, mailbox.port)) as proxy:
         proxy.cut_after(600_000, connections=50)
-        config = through_proxy(home, server, proxy, "CutAlways")
+        config = through_proxy(home, mailbox, proxy, "CutAlways")
         result = home.run("--config", config, "run")
         assert 2 <= proxy.connections <= 4            # retried, within bounds
     assert result.returncode == 1, result.stderr
     assert len(error_lines(result)) == 1 and "imap" in error_lines(result)[0], result.stderr
     assert "Traceback" not in result.stderr
-    assert server.uids("frame", "CutAlways") == uids
-    assert "\\Seen" not in server.flags("frame", "CutAlways", uids[0])
+    assert mailbox.uids("CutAlways") == uids
+    assert "\\Seen" not in mailbox.flags("CutAlways", uids[0])
     remembered = json.loads(state(home, "imap").get("folder:CutAlways", '{"last_uid": 0}'))
     assert staged(home) == [] and remembered["last_uid"] < uids[0]
-    again = home.run("--config", write_config(home, server, "CutAlways"), "run")
+    again = home.run("--config", write_config(home, mailbox, "CutAlways"), "run")
     assert again.returncode == 0 and (home.pictures / "large.jpg").read_bytes() == picture
 
 
-def test_imap_server_that_stalls_is_given_up_on_after_the_configured_timeout(home, server):
-    server.create_folder("frame", "Stalled")
-    server.append("frame", "Stalled", mails.with_images([("a.jpg", mails.picture(621))]))
-    with FaultyProxy((server.host, server.port)) as proxy:
+def test_imap_server_that_stalls_is_given_up_on_after_the_configured_timeout(home, mailbox):
+    mailbox.create_folder("Stalled")
+    mailbox.append("Stalled", mails.with_images([("a.jpg", mails.picture(621))]))
+    with FaultyProxy((mailbox.host, mailbox.port)) as proxy:
         proxy.stall()
-        config = through_proxy(home, server, proxy, "Stalled", timeout_seconds=1.0,
+        config = through_proxy(home, mailbox, proxy, "Stalled", timeout_seconds=1.0,
                                retry_attempts=2)
         started = time.monotonic()
         result = home.run("--config", config, "run", timeout=60)
@@ -119,29 +106,21 @@ def test_imap_server_that_stalls_is_given_up_on_after_the_configured_timeout(hom
     assert len(error_lines(result)) == 1 and "timed out" in error_lines(result)[0], \
         result.stderr
     assert took < 30, f"two attempts with a 1 s timeout took {took:.0f} s"
-    assert staged(home) == [] and server.uids("frame", "Stalled") != []
+    assert staged(home) == [] and mailbox.uids("Stalled") != []
 
 
 # ----------------------------------------------------------------------------- Dropbox
 
 
-@pytest.fixture(scope="module")
-def emulator():
-    with DropboxEmulator() as emu:
-        yield emu
-        emu.clear_faults()
-
-
 @pytest.fixture
-def dropbox_trial(home, emulator):
-    scenario = scenarios.DropboxScenario(emulator, APP_KEY, f"/Network {id(home)}")
+def dropbox_trial(home, dropbox):
+    scenario = scenarios.DropboxScenario(dropbox.emulator, dropbox.app_key, dropbox.folder)
     trial = crashes.Trial(0, home, [scenario], "run")
     scenario.place(home, [])
     trial.config_path.write_text("[sources.folder]\nenabled = false\n" + scenario.config()
                                  .replace("retries = 2", "retries = 1"))
     trial.config_path.chmod(0o600)
-    yield trial
-    emulator.clear_faults()
+    return trial
 
 
 def put(trial, name: str, data: bytes) -> str:

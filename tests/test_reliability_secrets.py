@@ -19,23 +19,6 @@ from pipeline.cli import COMMANDS
 from tests import images, mails
 from tests.imap_helpers import read_text, wait_for
 from tests.support import crashes, scenarios
-from tests.support.dovecot import DovecotServer
-from tests.support.dropbox_emulator import DropboxEmulator
-
-APP_KEY = "frame-ingest-secrets-test"
-IMAP_USER, IMAP_PASSWORD = "frame", "Imap-Secret-Value-31337"
-
-
-@pytest.fixture(scope="module")
-def emulator():
-    with DropboxEmulator() as emu:
-        yield emu
-
-
-@pytest.fixture(scope="module")
-def dovecot():
-    with DovecotServer(users={IMAP_USER: IMAP_PASSWORD}) as server:
-        yield server
 
 
 def commands_to_try() -> list[list[str]]:
@@ -73,16 +56,17 @@ def watch_briefly(trial: crashes.Trial, env: dict) -> str:
 
 
 @pytest.mark.parametrize("secrets_from", ["file", "env"])
-def test_no_command_ever_shows_or_stores_a_secret(home, emulator, dovecot, secrets_from):
-    token = emulator.add_refresh_token(APP_KEY)
+def test_no_command_ever_shows_or_stores_a_secret(home, dropbox, mailbox, secrets_from):
+    emulator, token, imap_password = dropbox.emulator, dropbox.token, mailbox.password
     secret_dir = home.path / "secrets"
     secret_dir.mkdir(mode=0o700)
     token_file, password_file = secret_dir / "dropbox-token", secret_dir / "imap-password"
-    for path, value in ((token_file, token), (password_file, IMAP_PASSWORD)):
+    for path, value in ((token_file, token), (password_file, imap_password)):
         path.write_text(value + "\n")
         path.chmod(0o600)
-    dropbox = scenarios.DropboxScenario(emulator, APP_KEY, f"/Secrets {secrets_from}")
-    imap = scenarios.ImapScenario(dovecot, IMAP_USER, IMAP_PASSWORD, f"Secrets{secrets_from}")
+    dropbox = scenarios.DropboxScenario(emulator, dropbox.app_key, dropbox.folder)
+    imap = scenarios.ImapScenario(mailbox.server, mailbox.user, imap_password,
+                                  f"Secrets{secrets_from}")
     imap.place(home, [scenarios.Input("IMG_2.jpg", mails.picture(951), "photo")])
     Path(imap.password_file).unlink()           # this test keeps its secrets in secret_dir
     if secrets_from == "file":
@@ -91,14 +75,14 @@ def test_no_command_ever_shows_or_stores_a_secret(home, emulator, dovecot, secre
     else:
         config = dropbox.config() + 'refresh_token_env = "FRAME_TEST_DROPBOX_TOKEN"\n' + \
             imap.config().replace(f'password_file = "{imap.password_file}"',
-                                  'password_env = "FRAME_TEST_IMAP_PASSWORD"')
+                                  'password_env = "FRAME_TEST_imap_password"')
     trial = crashes.Trial(0, home, [dropbox, imap], "run")
     trial.config_path.write_text(config)
     trial.config_path.chmod(0o600)
     emulator.put_file(f"{dropbox.folder}/IMG_1.jpg", images.jpeg(images.photo(950)))
     emulator.put_file(f"{dropbox.folder}/IMG_1 copy.jpg", images.jpeg(images.photo(950)))
     env = {**trial.env(), "FRAME_TEST_DROPBOX_TOKEN": token,
-           "FRAME_TEST_IMAP_PASSWORD": IMAP_PASSWORD} if secrets_from == "env" else trial.env()
+           "FRAME_TEST_imap_password": imap_password} if secrets_from == "env" else trial.env()
     outputs = []
     for arguments in commands_to_try():
         result = subprocess.run(trial.argv("-v", *arguments), env=env, cwd=home.path,
@@ -112,21 +96,21 @@ def test_no_command_ever_shows_or_stores_a_secret(home, emulator, dovecot, secre
     outputs.append(("run (refused)", refused.returncode, refused.stdout + refused.stderr))
     codes = {command: code for command, code, _ in outputs}
     for command, code, output in outputs:
-        assert token not in output and IMAP_PASSWORD not in output, f"{command} showed a secret"
+        assert token not in output and imap_password not in output, f"{command} showed a secret"
         assert "Traceback" not in output, (command, output)
     assert codes["run"] == 0 and codes["dropbox-auth"] == 1 and codes["run (refused)"] == 1
     assert len(home.files(home.pictures)) == 2 and len(home.files(home.quarantine)) == 1
     for path in written_files(home, {token_file, password_file}):
         data = path.read_bytes()
-        assert token.encode() not in data and IMAP_PASSWORD.encode() not in data, \
+        assert token.encode() not in data and imap_password.encode() not in data, \
             f"a secret is stored in {path}"
     assert any(path.name.startswith("store.sqlite3") for path in written_files(home, set()))
 
 
-def test_a_token_file_open_to_others_gets_one_warning_naming_it(home, emulator):
-    token = emulator.add_refresh_token(APP_KEY)
-    scenario = scenarios.DropboxScenario(emulator, APP_KEY, "/Secrets open")
+def test_a_token_file_open_to_others_gets_one_warning_naming_it(home, dropbox):
+    scenario = scenarios.DropboxScenario(dropbox.emulator, dropbox.app_key, dropbox.folder)
     scenario.place(home, [])
+    token = scenario.token
     token_file = home.state_dir / "dropbox-refresh-token"
     trial = crashes.Trial(0, home, [scenario], "run")
     trial.config_path.write_text(scenario.config())
@@ -156,8 +140,9 @@ def test_a_config_file_open_to_others_gets_one_warning_naming_it(home):
         f"(mode 664); run: chmod 600 {config}"]
 
 
-def test_an_imap_password_file_open_to_others_gets_one_warning_naming_it(home, dovecot):
-    imap = scenarios.ImapScenario(dovecot, IMAP_USER, IMAP_PASSWORD, "SecretsOpen")
+def test_an_imap_password_file_open_to_others_gets_one_warning_naming_it(home, mailbox):
+    imap_password = mailbox.password
+    imap = scenarios.ImapScenario(mailbox.server, mailbox.user, imap_password, "SecretsOpen")
     imap.place(home, [])
     trial = crashes.Trial(0, home, [imap], "run")
     trial.config_path.write_text("[sources.folder]\nenabled = false\n" + imap.config())
@@ -168,4 +153,4 @@ def test_an_imap_password_file_open_to_others_gets_one_warning_naming_it(home, d
     assert [line for line in result.stderr.splitlines() if "chmod 600" in line] == [
         f"WARNING the IMAP password_file {imap.password_file} can be read or changed by other "
         f"users (mode 640); run: chmod 600 {imap.password_file}"]
-    assert IMAP_PASSWORD not in result.stderr + result.stdout
+    assert imap_password not in result.stderr + result.stdout

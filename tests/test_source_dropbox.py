@@ -3,9 +3,9 @@ SDK inside it, talking HTTPS to the local emulator (tests/support/dropbox_emulat
 
 The SDK reads its hosts from the environment when it is imported, so every run gets
 ``emulator.env()``; ``REQUESTS_CA_BUNDLE`` points at the public CA bundle to prove that a
-configured ``ca_file`` is not silently overridden by it. Each test gets its own folder in
-one module-wide emulator, and every run checks that the refresh token never shows up in
-the output.
+configured ``ca_file`` is not silently overridden by it. Each test gets its own app key,
+token and folder in the session's emulator (the ``dropbox`` fixture, tests/conftest.py), and
+every run checks that the refresh token never shows up in the output.
 """
 
 from __future__ import annotations
@@ -26,15 +26,9 @@ import pytest
 from tests import images
 from tests.support.dropbox_emulator import DropboxEmulator
 
-APP_KEY = "frame-ingest-test-app"
+APP_KEY = "frame-ingest-test-app"   # for configs that never reach the emulator
 FOLDER_NUMBERS = itertools.count(1)
 FAKE_JPEG = b"\xff\xd8\xff\xe0"    # a JPEG signature: passes the sniff, fails the gate
-
-
-@pytest.fixture(scope="module")
-def emulator():
-    with DropboxEmulator() as emu:
-        yield emu
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +44,7 @@ class Linked:
     emulator: DropboxEmulator
     folder: str
     token: str
+    app_key: str
     settings: dict = field(default_factory=dict)
 
     def put(self, name: str, data: bytes) -> str:
@@ -59,7 +54,7 @@ class Linked:
 
     def configure(self, **settings) -> Path:
         self.settings.update(settings)
-        values = {"enabled": True, "app_key": APP_KEY, "folder": self.folder,
+        values = {"enabled": True, "app_key": self.app_key, "folder": self.folder,
                   "ca_file": self.emulator.ca_file, "retries": 2, **self.settings}
         lines = ["[sources.folder]", "enabled = false", "", "[sources.dropbox]"]
         lines += [f"{key} = {_toml(value)}" for key, value in values.items()]
@@ -95,13 +90,10 @@ def _toml(value) -> str:
 
 
 @pytest.fixture
-def linked(home, emulator) -> Linked:
-    token = emulator.add_refresh_token(APP_KEY)
-    home.state_dir.mkdir(parents=True)
-    (home.state_dir / "dropbox-refresh-token").write_text(token + "\n")
-    yield Linked(home, emulator, f"/Family Photos {next(FOLDER_NUMBERS)}", token)
-    emulator.clear_faults()
-    emulator.page_size = 500
+def linked(home, dropbox) -> Linked:
+    dropbox.link(home)
+    return Linked(home, dropbox.emulator, f"/Family Photos {next(FOLDER_NUMBERS)}",
+                  dropbox.token, dropbox.app_key)
 
 
 def staged_items(home) -> list[Path]:

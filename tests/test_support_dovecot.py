@@ -50,6 +50,20 @@ def tls_server():
         yield srv
 
 
+def test_users_added_while_it_runs_log_in_at_once_each_to_their_own_mail(dovecot):
+    first = dovecot.add_user("added-first", "pw-first")
+    second = dovecot.add_user("added-second", "pw-second")   # within the same second
+    uid = first.append("INBOX", MESSAGE)
+    assert first.uids("INBOX") == [uid] and second.uids("INBOX") == []
+    assert second.folders() == ["INBOX"]
+    with pytest.raises(LoginError):
+        dovecot.connect("added-second", "pw-first")
+    with pytest.raises(ValueError):
+        dovecot.add_user("added-first", "another")
+    with pytest.raises(ValueError):
+        dovecot.add_user("../escape", "pw")
+
+
 def test_start_and_login(server):
     assert server.host == "127.0.0.1"
     assert server.running

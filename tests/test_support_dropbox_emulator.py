@@ -15,6 +15,7 @@ back to the child as a line on stdin.  ``done(data)`` reports the result.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import os
 import queue
@@ -28,6 +29,7 @@ import textwrap
 import threading
 import time
 import tracemalloc
+import urllib.parse
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -192,6 +194,30 @@ def token(emu: DropboxEmulator) -> str:
 
 def _statuses(emu: DropboxEmulator) -> list[tuple[str, int]]:
     return [(record.route, record.status) for record in emu.request_log]
+
+
+def test_reset_between_tests_forgets_faults_log_and_settings_but_keeps_files_and_tokens(
+        emu, token):
+    def refresh() -> int:
+        context = ssl.create_default_context(cafile=emu.ca_file)
+        connection = http.client.HTTPSConnection("127.0.0.1", emu.port, context=context)
+        form = {"grant_type": "refresh_token", "refresh_token": token, "client_id": APP_KEY}
+        connection.request("POST", "/oauth2/token", urllib.parse.urlencode(form),
+                           {"Content-Type": "application/x-www-form-urlencoded"})
+        status = connection.getresponse().status
+        connection.close()
+        return status
+
+    emu.put_file("/One test/a.jpg", b"jpeg")
+    emu.fail_next("*", 500, times=None)
+    emu.page_size, emu.token_lifetime = 2, 60
+    emu.account = {**emu.account, "email": "someone.else@example.org"}
+    assert refresh() == 500 and emu.request_log
+    emu.reset_between_tests()
+    assert emu.request_log == [] and (emu.page_size, emu.token_lifetime) == (500, 14400)
+    assert emu.account["email"] == "frame.tester@example.org"
+    assert emu.exists("/One test/a.jpg")
+    assert refresh() == 200                   # the fault is gone, the token still valid
 
 
 # --------------------------------------------------------------------------- auth

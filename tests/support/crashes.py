@@ -13,6 +13,12 @@ replayed alone with ``FRAME_INGEST_KILL_SEED``.
 Input kinds are the scenarios of ``tests/support/scenarios.py``. Adding a command: a
 function ``(trial) -> None`` that prepares what the command needs before the killed run
 (``gate`` fetches first), registered in ``COMMANDS``.
+
+Random moments find what nobody thought of; ``kill_at_every_step`` is the exhaustive,
+deterministic counterpart for one prepared situation: the command runs under ``strace``,
+which sends SIGKILL as the n-th call of one file-changing syscall begins (so before that
+call takes effect), for every syscall in ``FILE_CHANGES`` and every n the unkilled run
+reached. No hook in the product is needed, and the same n stops the same step every time.
 """
 
 from __future__ import annotations
@@ -21,12 +27,16 @@ import collections
 import hashlib
 import os
 import random
+import re
+import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from pathlib import Path
 from typing import Callable
 
@@ -81,6 +91,16 @@ class Trial:
         self.config_path.write_text("\n".join(s.config() for s in self.scenarios))
         self.config_path.chmod(0o600)
         self.before = snapshot(self.home.path)
+
+    def clone(self, path: Path) -> Trial:
+        """A copy of this trial's HOME (files, store, mtimes) at ``path``, with what was
+        sent so far; its snapshot for the write check is taken after the copy. Scenarios
+        whose config holds paths inside the HOME (IMAP's password file) do not clone."""
+        shutil.copytree(self.home.path, path, symlinks=True)
+        home = type(self.home)(path, dict(self.home.env, HOME=str(path)))
+        copy = Trial(self.seed, home, self.scenarios, self.command, list(self.sent))
+        copy.before = snapshot(path)
+        return copy
 
     def run(self, *arguments: str, timeout: float = 120) -> subprocess.CompletedProcess:
         return subprocess.run(self.argv(*arguments), env=self.env(), cwd=self.home.path,
@@ -148,7 +168,7 @@ def in_flight(home) -> str:
     database = home.state_dir / "store.sqlite3"
     if database.exists():
         try:
-            with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as connection:
+            with closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as connection:
                 journal = connection.execute("SELECT COUNT(*) FROM journal").fetchone()[0]
         except sqlite3.Error:
             journal = -1
@@ -180,6 +200,98 @@ FINISH: dict[str, list[str]] = {"run": ["run"], "gate": ["run"]}
 if "resweep" in CLI_COMMANDS:       # the nightly pass, once it exists in this tree
     COMMANDS["resweep"] = prepare_resweep
     FINISH["resweep"] = ["run", "resweep"]
+
+
+# ----------------------------------------------------------------------------- every step
+
+STRACE = shutil.which("strace")
+# The calls that change what a later run finds: names appearing and going (link, rename,
+# unlink: every move, every staged item, SQLite's -wal and -shm files) and the durability
+# barriers that end each step (fsync, fdatasync: a staged file complete, a folder entry
+# made durable, every SQLite commit). Killing as each begins reaches every state between
+# two of them. Left out: write/pwrite (bytes into temporary names or SQLite's WAL, seen by
+# nobody until the next rename, link or commit, and many), mkdir (an empty folder; the
+# next barrier follows at once), and openat with O_CREAT, which strace cannot tell from
+# the read-only opens (every import) and whose empty file the next barrier covers.
+FILE_CHANGES = ("link", "linkat", "rename", "renameat", "renameat2", "unlink", "unlinkat",
+                "fsync", "fdatasync")
+_TRACED_CALL = re.compile(r"^(?:\[pid\s+\d+\]\s+|\d+\s+)?(\w+)\(")
+
+
+def _traced(trial: Trial, arguments: tuple[str, ...], *strace_options: str) \
+        -> subprocess.CompletedProcess:
+    """Run frame-ingest under ``strace -f`` (byte-code writing off: Python's own renames of
+    .pyc files would count as steps and differ from run to run)."""
+    command = [STRACE, "-f", "-qq", "-e", "signal=none", *strace_options,
+               *trial.argv(*arguments)]
+    return subprocess.run(command, env=dict(trial.env(), PYTHONDONTWRITEBYTECODE="1"),
+                          cwd=trial.home.path, capture_output=True, text=True, timeout=300,
+                          stdin=subprocess.DEVNULL)
+
+
+def steps_of(trial: Trial, *arguments: str) -> list[tuple[str, int]]:
+    """Run the command once unkilled; return its kill points: (syscall, n) for the n-th
+    call of each syscall of ``FILE_CHANGES`` it made."""
+    log = trial.home.path.parent / "strace.log"
+    result = _traced(trial, arguments, "-e", "trace=" + ",".join(FILE_CHANGES), "-o",
+                     str(log))
+    assert result.returncode == 0, result.stderr
+    calls = collections.Counter(match.group(1) for line in log.read_text().splitlines()
+                                if (match := _TRACED_CALL.match(line)))
+    log.unlink()
+    return [(name, number) for name in FILE_CHANGES for number in range(1, calls[name] + 1)]
+
+
+def run_killed_at(trial: Trial, step: tuple[str, int], *arguments: str) -> bool:
+    """Run the command and SIGKILL it as call ``step`` begins; True if the kill landed."""
+    name, number = step
+    result = _traced(trial, arguments, "-e", f"trace={name}", "-o", os.devnull, "-e",
+                     f"inject={name}:signal=SIGKILL:when={number}")
+    killed = result.returncode in (-signal.SIGKILL, 128 + signal.SIGKILL)
+    if killed:
+        trial.kills += 1
+        trial.interrupted.append(f"{name}#{number} " + in_flight(trial.home))
+    return killed
+
+
+def outcome(home) -> set[tuple[str, str, str]]:
+    """(folder, path, SHA-256) of every file in Pictures, quarantine and rejected."""
+    return {(folder.name, path.relative_to(folder).as_posix(), sha(path.read_bytes()))
+            for folder in (home.pictures, home.quarantine, home.rejected)
+            for path in files_under(folder)}
+
+
+def kill_at_every_step(template: Trial, arguments: tuple[str, ...], root: Path,
+                       finish: Callable[[Trial, int], list[str]], parallel: int = 2) \
+        -> tuple[list[tuple[str, int]], list[str]]:
+    """Kill ``arguments`` at each of its steps, each time in a fresh copy of ``template``;
+    then ``finish(trial, position)`` (the reruns, returning problems of its own; position
+    is the step's index, -1 for the unkilled copy, so that reruns may vary by step), the
+    invariant, and the end state must equal that of a copy that was never killed. Returns
+    the steps and every problem found, one line each naming the step."""
+    reference = template.clone(root / "unkilled" / "home")
+    steps = steps_of(reference, *arguments)
+    problems = [f"unkilled: {problem}" for problem in finish(reference, -1)]
+    problems += check_invariant(reference)
+    expected = outcome(reference.home)
+
+    def one(position: int) -> list[str]:
+        step = steps[position]
+        trial = template.clone(root / f"{step[0]}-{step[1]}" / "home")
+        if not run_killed_at(trial, step, *arguments):
+            return [f"{step}: the run ended before this step: steps are not repeatable"]
+        found = finish(trial, position) + check_invariant(trial)
+        if outcome(trial.home) != expected:
+            found.append(f"end state {sorted(outcome(trial.home) ^ expected)} differs from "
+                         f"the unkilled run's")
+        shutil.rmtree(trial.home.path.parent, ignore_errors=True)
+        return [f"killed at {step[0]} #{step[1]} ({trial.interrupted[-1]}): {problem}"
+                for problem in found]
+
+    with ThreadPoolExecutor(parallel) as pool:
+        for found in pool.map(one, range(len(steps))):
+            problems += found
+    return steps, problems
 
 
 # ----------------------------------------------------------------------------- the invariant
@@ -244,7 +356,10 @@ def _check_store(home, roots: dict[str, Path], found: dict[str, list[Path]]) -> 
     staging = home.state_dir / "staging"
     if staging.exists() and any(staging.iterdir()):
         problems.append(f"staging not empty: {sorted(p.name for p in staging.iterdir())}")
-    with sqlite3.connect(home.state_dir / "store.sqlite3") as connection:
+    # closed here, not by the garbage collector: a connection closed at some later moment
+    # deletes the -wal and -shm files under a snapshot being taken (a sqlite3 connection
+    # sits in a reference cycle, so only the cyclic collector frees it)
+    with closing(sqlite3.connect(home.state_dir / "store.sqlite3")) as connection:
         integrity = connection.execute("PRAGMA integrity_check").fetchone()[0]
         if integrity != "ok":
             problems.append(f"integrity_check: {integrity}")

@@ -7,6 +7,11 @@ Usage::
         with server.client("frame") as imap:
             imap.select_folder("INBOX")
             ...
+        mailbox = server.add_user("anna", "other-secret")   # while it runs
+        mailbox.append("INBOX", raw_message_bytes)           # the same helpers, user bound
+
+The test suite runs one such server per session (``tests/conftest.py``: the ``dovecot``
+fixture) and gives every test a fresh user on it (the ``mailbox`` fixture).
 
 Each instance gets its own short temporary directory (unix socket paths
 must stay under ~108 characters) holding the config, the passwd file, the
@@ -84,7 +89,7 @@ shutdown_clients = yes
 {capability}
 passdb {{
   driver = passwd-file
-  args = scheme=PLAIN username_format=%u {base}/passwd
+  args = scheme=PLAIN username_format=%u {base}/passwd.d/%u
 }}
 userdb {{
   driver = static
@@ -143,11 +148,12 @@ def _run_as() -> tuple[str, str, int, int]:
 
 
 def _check_credentials(users: dict[str, str]) -> None:
-    """Reject names/passwords that would corrupt the passwd-file or paths."""
-    if not users:
-        raise ValueError("DovecotServer needs at least one user")
+    """Reject names/passwords that would corrupt the passwd-file or paths.
+
+    An empty mapping is fine: a shared server gets its users later (``add_user``).
+    """
     for name, password in users.items():
-        if not name or re.search(r"[:/\s]", name):
+        if not name or name.startswith(".") or re.search(r"[:/\s%]", name):
             raise ValueError(f"unsupported IMAP user name: {name!r}")
         if re.search(r"[:\n]", password):
             raise ValueError(f"unsupported password for {name!r} (':' or newline)")
@@ -291,20 +297,36 @@ class DovecotServer:
             while self.imaps_port == self.port:
                 self.imaps_port = free_port()
             self._make_certs()
-        _, _, uid, gid = _run_as()
-        mail_root = self.base_dir / "mail"
-        mail_root.mkdir(mode=0o755)
+        (self.base_dir / "mail").mkdir(mode=0o755)
         for user in self.users:
-            home = mail_root / user
-            home.mkdir(mode=0o700)
-            os.chown(home, uid, gid)
+            self._make_home(user)
+            self._write_passwd(user)
         (self.base_dir / "run").mkdir(mode=0o755)
         (self.base_dir / "state").mkdir(mode=0o755)
-        passwd = self.base_dir / "passwd"
-        passwd.write_text("".join(f"{u}:{{PLAIN}}{p}\n" for u, p in self.users.items()))
-        passwd.chmod(0o600)
         conf = self.base_dir / "dovecot.conf"
         conf.write_text(self._config())
+
+    def _make_home(self, user: str) -> None:
+        """Create ``user``'s mail home, owned by the mail uid (Dovecot cannot create it:
+        the mail root belongs to us)."""
+        _, _, uid, gid = _run_as()
+        home = self.base_dir / "mail" / user
+        home.mkdir(mode=0o700)
+        os.chown(home, uid, gid)
+
+    def _write_passwd(self, user: str) -> None:
+        """Write ``user``'s own passwd-file (``passwd.d/USER``), whole, then rename it in.
+
+        One file per user, because Dovecot checks a changed passwd-file at most once a
+        second: a user added to a shared file could be refused for up to a second, while a
+        file name never looked up before is read at the first login.
+        """
+        folder = self.base_dir / "passwd.d"
+        folder.mkdir(mode=0o700, exist_ok=True)
+        fresh = folder / f".{user}.new"
+        fresh.write_text(f"{user}:{{PLAIN}}{self.users[user]}\n")
+        fresh.chmod(0o600)
+        fresh.replace(folder / user)
 
     def _make_certs(self) -> None:
         """Write a test CA and a server certificate for IP 127.0.0.1."""
@@ -406,6 +428,23 @@ class DovecotServer:
                 deadline = time.monotonic() + STOP_TIMEOUT
             time.sleep(0.01)  # polling interval, bounded by the deadline
 
+    # ------------------------------------------------------------ users
+
+    def add_user(self, user: str, password: str) -> Mailbox:
+        """Add an IMAP user to this server, running or not, and return its ``Mailbox``.
+
+        The user gets a passwd-file of its own (see ``_write_passwd``), so it can log in at
+        once, without a reload.
+        """
+        if user in self.users:
+            raise ValueError(f"IMAP user {user!r} exists already")
+        _check_credentials({user: password})
+        self.users[user] = password
+        if self.base_dir is not None:
+            self._make_home(user)
+            self._write_passwd(user)
+        return Mailbox(self, user)
+
     # ------------------------------------------------------------ IMAP helpers
 
     def ssl_context(self) -> ssl.SSLContext:
@@ -498,6 +537,53 @@ class DovecotServer:
             return set()
         inodes = _socket_inodes(_session_pids(self._proc.pid))
         return {addr for inode, addr in _tcp_listeners() if inode in inodes}
+
+
+class Mailbox:
+    """One user's view of a ``DovecotServer``: the server's helpers with the user bound.
+
+    ``host``, ``port``, ``user`` and ``password`` are what a frame-ingest config needs;
+    ``server`` is the Dovecot behind it (its ``log()``, ``restart()``...).
+    """
+
+    def __init__(self, server: DovecotServer, user: str) -> None:
+        self.server = server
+        self.user = user
+
+    @property
+    def password(self) -> str:
+        return self.server.users[self.user]
+
+    @property
+    def host(self) -> str:
+        return self.server.host
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    def client(self, **kwargs: object) -> contextlib.AbstractContextManager[IMAPClient]:
+        return self.server.client(self.user, **kwargs)
+
+    def create_folder(self, folder: str) -> None:
+        self.server.create_folder(self.user, folder)
+
+    def append(self, folder: str, raw_bytes: bytes, flags: Iterable[str | bytes] = (),
+               msg_time: datetime | None = None, *, create: bool = False) -> int:
+        return self.server.append(self.user, folder, raw_bytes, flags, msg_time,
+                                  create=create)
+
+    def uids(self, folder: str) -> list[int]:
+        return self.server.uids(self.user, folder)
+
+    def flags(self, folder: str, uid: int) -> set[str]:
+        return self.server.flags(self.user, folder, uid)
+
+    def folders(self) -> list[str]:
+        return self.server.folders(self.user)
+
+    def __repr__(self) -> str:
+        return f"<Mailbox {self.user} at {self.host}:{self.port}>"
 
 
 # ------------------------------------------------------------- module helpers

@@ -44,6 +44,10 @@ Usage::
         token = emu.add_refresh_token("my-app-key")
         subprocess.run([...], env={**os.environ, **emu.env()})
         assert emu.count("files/download") == 1
+
+The test suite runs one emulator per session (``tests/conftest.py``: the ``emulator``
+fixture); the ``dropbox`` fixture gives every test its own app key, refresh token and root
+folder on it and calls :meth:`DropboxEmulator.reset_between_tests` around the test.
 """
 
 from __future__ import annotations
@@ -756,6 +760,7 @@ class DropboxEmulator:
     ) -> None:
         self.page_size = page_size
         self.token_lifetime = token_lifetime
+        self._defaults = {"page_size": page_size, "token_lifetime": token_lifetime}
         self.debug = debug
         self.request_log: list[RequestRecord] = []
         self.internal_errors: list[str] = []
@@ -1035,6 +1040,17 @@ class DropboxEmulator:
         """Drop all pending injected faults."""
         with self._lock:
             self._faults.clear()
+
+    def reset_between_tests(self) -> None:
+        """Forget what one test did to a shared emulator: pending faults, the request log,
+        the page size, token lifetime and account it set. Files, tokens and cursors stay:
+        tests keep apart by their own folder and app key (see ``tests/conftest.py``)."""
+        with self._lock:
+            self._faults.clear()
+            self.request_log.clear()
+            self.page_size = self._defaults["page_size"]
+            self.token_lifetime = self._defaults["token_lifetime"]
+            self.account = _default_account()
 
     def _fault_path(self, path: str) -> str:
         with self._lock:
