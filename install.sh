@@ -46,7 +46,10 @@ if [ ! -x "$venv/bin/pip" ]; then
     fi
 fi
 
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check $editable "$target"
+# --prefer-binary: an older wheel rather than a newer source archive, which a Pi would
+# have to compile (and cannot, for pi-heif on Bookworm)
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check --prefer-binary \
+    $editable "$target"
 
 if [ -n "$link" ]; then
     mkdir -p "$(dirname "$link")"
@@ -55,7 +58,7 @@ if [ -n "$link" ]; then
     case ":$PATH:" in
         *":$(dirname "$link"):"*) ;;
         *) echo "($(dirname "$link") is not on PATH in this shell: call frame-ingest by" \
-                "that full path, or log in again (Debian's ~/.profile adds the folder" \
+                "that full path, or log in again: Debian's ~/.profile adds the folder" \
                 "once it exists)" ;;
     esac
 fi

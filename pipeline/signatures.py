@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib
 import io
 import math
 import struct
@@ -36,14 +37,22 @@ _heif_registered = False
 
 
 def register_heif() -> None:
-    """iPhones send HEIC: teach Pillow to open it (once per process)."""
+    """iPhones send HEIC: teach Pillow to open it (once per process).
+
+    pillow-heif where it has wheels; pi-heif, its decoder-only sibling, on Raspberry Pis
+    (32-bit Raspberry Pi OS has no pillow-heif wheel; see pyproject.toml). Both wrap
+    libheif and libde265; their bundled versions differ, and so may the colour conversion
+    by a fraction of a level (checked: the same perceptual hash, band means within 0.01).
+    """
     global _heif_registered
     if not _heif_registered:
-        try:
-            import pillow_heif
-            pillow_heif.register_heif_opener()
-        except ImportError:  # pragma: no cover - pillow-heif is a declared dependency
-            pass
+        for module in ("pillow_heif", "pi_heif"):
+            try:
+                opener = importlib.import_module(module).register_heif_opener
+            except ImportError:
+                continue
+            opener()
+            break
         _heif_registered = True
 
 
