@@ -42,7 +42,7 @@ def phone_photo(seed: int) -> bytes:
     """A ~4 MB photo-like 4000x3000 JPEG; every fourth one sideways (Orientation 6)."""
     base = images.painting(seed, (PHONE[0] // 4, PHONE[1] // 4), octaves=(3, 6, 12, 24, 48))
     picture = base.resize(PHONE, Image.Resampling.BICUBIC)
-    grain = np.random.default_rng(seed).integers(-12, 12, (PHONE[1], PHONE[0], 3))
+    grain = np.random.default_rng(seed).integers(-16, 16, (PHONE[1], PHONE[0], 3))
     pixels = np.clip(np.asarray(picture, dtype=np.int16) + grain, 0, 255).astype(np.uint8)
     picture = Image.fromarray(pixels)
     exif = Image.Exif()
@@ -50,7 +50,7 @@ def phone_photo(seed: int) -> bytes:
         picture = picture.transpose(Image.Transpose.ROTATE_90)   # stored as the sensor saw it
         exif[0x0112] = 6
     buffer = io.BytesIO()
-    picture.save(buffer, "JPEG", quality=88, exif=exif.tobytes())
+    picture.save(buffer, "JPEG", quality=92, exif=exif.tobytes())
     return buffer.getvalue()
 
 
@@ -120,7 +120,7 @@ def measure(command: list[str], env: dict) -> tuple[float, dict[int, list]]:
     stderr = process.stderr.read()
     if process.returncode != 0:
         raise SystemExit(f"{' '.join(command)} exited {process.returncode}:\n{stderr}")
-    print("   ", stderr.strip().splitlines()[-1])
+    print("   ", stderr.strip().splitlines()[-1], flush=True)
     return time.perf_counter() - started, peaks
 
 
@@ -132,7 +132,7 @@ def report(title: str, seconds: float, peaks: dict[int, list]) -> None:
             label = role if len(rows) == 1 else f"{role} {number}"
             print(f"    {label:16} peak RSS {rss:6.1f} MiB   peak PSS {pss:6.1f} MiB")
     print(f"    {'sum':16} peak RSS {sum(e[1] for e in peaks.values()):6.1f} MiB   "
-          f"peak PSS {sum(e[2] for e in peaks.values()):6.1f} MiB")
+          f"peak PSS {sum(e[2] for e in peaks.values()):6.1f} MiB", flush=True)
 
 
 def main() -> None:
@@ -160,7 +160,7 @@ def main() -> None:
               f"{sum(sizes) / len(sizes) / 1e6:.1f} MB on average, "
               f"{sum(1 for seed in range(options.photos) if seed % 4 == 0)} with Orientation 6; "
               f"{options.library - options.photos} more photos {SMALL[0]}x{SMALL[1]} in "
-              f"Pictures; {os.cpu_count()} cores")
+              f"Pictures; {os.cpu_count()} cores", flush=True)
         cli = [sys.executable, "-m", "pipeline"]
         report("run (phone photos from the drop folder)", *measure(cli + ["run"], env))
         config = home / "config.toml"

@@ -54,6 +54,13 @@ def staged_origins(home) -> dict[str, str]:
     return found
 
 
+def staged_data(home) -> dict[str, bytes]:
+    """name -> bytes of every staged item."""
+    return {json.loads((meta.parent / "meta.json").read_text())["provenance"]["name"]:
+            (meta.parent / "data").read_bytes()
+            for meta in (home.state_dir / "staging").glob("*/meta.json")}
+
+
 def noisy_jpeg(side: int, seed: int) -> bytes:
     """A JPEG over a megabyte, so that its encoded part spans several fetched chunks."""
     import io
@@ -114,6 +121,27 @@ def test_parts_keep_the_numbers_of_the_whole_message_reading(home, server):
                 for image in contents.images}
     assert staged_origins(home) == expected and len(expected) == 6
     assert "x.jpg: not an image" in log and "logo.png: 64x64" in log
+
+
+def test_a_forwarded_message_that_is_only_a_photo_is_found_as_read_whole(home, server):
+    forwarded = mails.message(sender="uncle@elsewhere.example", subject="Fwd")
+    forwarded.set_content(mails.picture(74), maintype="image", subtype="jpeg",
+                          filename="only.jpg")                   # no multipart inside
+    outer = mails.message(subject="from uncle")
+    outer.add_attachment(forwarded)
+    outer.add_attachment(mails.picture(75), maintype="image", subtype="jpeg",
+                         filename="after.jpg")
+    raw = outer.as_bytes()
+    server.append(USER, "forward", raw, create=True)
+    config = write_config(home, server, "forward")
+    log, _ = run_measured(home, server, config, "fetch", "imap")
+    assert "reading it whole" not in log
+    contents = mail.extract(raw)
+    expected = {f"{contents.message_key}#{image.index}": image.filename
+                for image in contents.images}
+    assert staged_origins(home) == expected
+    assert sorted(expected.values()) == ["after.jpg", "only.jpg"]
+    assert staged_data(home)["only.jpg"] == mails.picture(74)
 
 
 def test_quoted_printable_and_multi_chunk_base64_parts_arrive_bit_for_bit(home, server):
