@@ -200,7 +200,7 @@ def test_without_a_message_id_the_whole_message_is_read_within_max_message_mb(ho
     assert list(staged_origins(home)) == \
         [f"{mail.extract(as_served).message_key}#2"]         # keyed by the bytes' hash
     assert log.count("no Message-ID; reading it whole") == 2
-    assert "more than max_message_mb (1); left in noid unread" in log
+    assert "more than max_message_mb (1 MiB); left in noid unread" in log
     assert len(small) <= sent < 1_000_000, sent              # the big one not fetched
     assert len(server.uids(USER, "noid")) == 1               # left for a person
 
