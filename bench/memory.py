@@ -6,7 +6,8 @@
   photos filed by the run plus 1,950 smaller ones (1600x1200, to keep the set's making
   short), with the default workers (one per core) and, for a Pi's four cores, with 4.
 
-For each process (the command, the multiprocessing forkserver, each signing worker) it
+For each process (the command, the multiprocessing forkserver and resource tracker, each
+signing worker) it
 prints the peak RSS (VmHWM) and the peak PSS (proportional set size: pages shared between
 the forked workers counted once in all, the fairer sum), sampled every 50 ms from /proc,
 and the sums. Asserts nothing.
@@ -67,7 +68,8 @@ def write(job: tuple[str, int, str]) -> int:
     return len(data)
 
 
-def descendants(root: int) -> list[int]:
+def descendants(root: int) -> dict[int, int]:
+    """pid -> parent pid of every process below ``root``."""
     parents = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -76,11 +78,11 @@ def descendants(root: int) -> list[int]:
             except OSError:
                 continue
             parents[int(entry)] = int(fields[1])
-    found, frontier = [], [root]
+    found, frontier = {}, [root]
     while frontier:
         parent = frontier.pop()
         children = [pid for pid, ppid in parents.items() if ppid == parent]
-        found += children
+        found.update((child, parent) for child in children)
         frontier += children
     return found
 
@@ -107,13 +109,16 @@ def measure(command: list[str], env: dict) -> tuple[float, dict[int, list]]:
                                stderr=subprocess.PIPE, text=True)
     peaks: dict[int, list] = {}
     while process.poll() is None:
-        for pid in [process.pid, *descendants(process.pid)]:
+        below = descendants(process.pid)
+        for pid in [process.pid, *below]:
             found = sample(pid)
             if found is None:
                 continue
             name, hwm, pss = found
+            # the signing workers are forked by the forkserver and carry its command line
             role = ("frame-ingest" if pid == process.pid else
-                    "forkserver" if "forkserver" in name else "worker")
+                    "resource tracker" if "resource_tracker" in name else
+                    "forkserver" if below.get(pid) == process.pid else "worker")
             entry = peaks.setdefault(pid, [role, 0.0, 0.0])
             entry[1], entry[2] = max(entry[1], hwm), max(entry[2], pss)
         time.sleep(0.05)  # sampling interval, not a wait for a result
@@ -126,7 +131,7 @@ def measure(command: list[str], env: dict) -> tuple[float, dict[int, list]]:
 
 def report(title: str, seconds: float, peaks: dict[int, list]) -> None:
     print(f"{title}: {seconds:.1f} s")
-    for role in ("frame-ingest", "forkserver", "worker"):
+    for role in ("frame-ingest", "forkserver", "resource tracker", "worker"):
         rows = [entry for entry in peaks.values() if entry[0] == role]
         for number, (_, rss, pss) in enumerate(rows, 1):
             label = role if len(rows) == 1 else f"{role} {number}"
