@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib
 import io
 import math
+import os
 import struct
 import warnings
 from dataclasses import dataclass
@@ -36,14 +38,22 @@ _heif_registered = False
 
 
 def register_heif() -> None:
-    """iPhones send HEIC: teach Pillow to open it (once per process)."""
+    """iPhones send HEIC: teach Pillow to open it (once per process).
+
+    pillow-heif where it has wheels; pi-heif, its decoder-only sibling, on Raspberry Pis
+    (32-bit Raspberry Pi OS has no pillow-heif wheel; see pyproject.toml). Both wrap
+    libheif and libde265; their bundled versions differ, and so may the colour conversion
+    by a fraction of a level (checked: the same perceptual hash, band means within 0.01).
+    """
     global _heif_registered
     if not _heif_registered:
-        try:
-            import pillow_heif
-            pillow_heif.register_heif_opener()
-        except ImportError:  # pragma: no cover - pillow-heif is a declared dependency
-            pass
+        for module in ("pillow_heif", "pi_heif"):
+            try:
+                opener = importlib.import_module(module).register_heif_opener
+            except ImportError:
+                continue
+            opener()
+            break
         _heif_registered = True
 
 
@@ -73,12 +83,80 @@ class Signature:
 
 def sign_file(path: Path, max_pixels: int) -> Signature:
     """Read a file once and sign it; raises NotAnImage with the reason when it is not one
-    (or when it has more than ``max_pixels``, the ``[gate] max_megapixels`` setting)."""
+    (or when it has more than ``max_pixels``, the ``[gate] max_megapixels`` setting).
+
+    The file is never held whole: Pillow decodes from it while ``_HashingReader`` hashes
+    the bytes as they go by, and whatever the decoder did not read is hashed at the end.
+    """
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as handle:
+            reader = _HashingReader(handle)
+            if reader.size == 0:
+                raise NotAnImage("empty file")
+            image, image_format, width, height = decode_reduced(reader, max_pixels)
+            digest = reader.finish()
     except OSError as exc:
         raise NotAnImage(f"cannot read file: {exc.strerror or exc}") from exc
-    return sign_bytes(data, max_pixels)
+    mean, rms = band_statistics(image)
+    thumb = make_thumb(image, (width, height))
+    return Signature(
+        sha256=digest, size=reader.size, format=image_format, width=width, height=height,
+        mean=mean, rms=rms, phash=phash(thumb), thumb=thumb.tobytes(),
+    )
+
+
+class _HashingReader(io.RawIOBase):
+    """A read-only file that feeds SHA-256 with every byte in order as it is first read.
+
+    Decoders seek (back to re-read a header, or ahead): bytes read again are not hashed
+    twice, and a gap skipped ahead is read and hashed before the jump.
+    """
+
+    BLOCK = 1024 * 1024
+
+    def __init__(self, handle):
+        self.handle = handle
+        self.digest = hashlib.sha256()
+        self.hashed = 0         # bytes [0, hashed) are in the digest
+        self.size = os.fstat(handle.fileno()).st_size
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.handle.tell()
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self.handle.seek(offset, whence)
+
+    def readinto(self, buffer) -> int:
+        start = self.handle.tell()
+        if start > self.hashed:
+            self._hash_up_to(start)
+        count = self.handle.readinto(buffer)
+        if count and start + count > self.hashed:
+            self.digest.update(memoryview(buffer)[self.hashed - start:count])
+            self.hashed = start + count
+        return count
+
+    def _hash_up_to(self, end: int) -> None:
+        position = self.handle.tell()
+        self.handle.seek(self.hashed)
+        while self.hashed < end:
+            block = self.handle.read(min(self.BLOCK, end - self.hashed))
+            if not block:
+                break
+            self.digest.update(block)
+            self.hashed += len(block)
+        self.handle.seek(position)
+
+    def finish(self) -> str:
+        """The SHA-256 of the whole file (the rest read now, if the decoder stopped early)."""
+        self._hash_up_to(self.size)
+        return self.digest.hexdigest()
 
 
 def sign_bytes(data: bytes, max_pixels: int) -> Signature:
@@ -113,15 +191,17 @@ def band_statistics(image: Image.Image) -> tuple[tuple[float, ...], tuple[float,
     return mean, rms
 
 
-def decode_reduced(data: bytes, max_pixels: int) -> tuple[Image.Image, str, int, int]:
-    """Decode at the smallest size that serves; return (RGB image, format, full w, full h)."""
+def decode_reduced(data, max_pixels: int) -> tuple[Image.Image, str, int, int]:
+    """Decode at the smallest size that serves; return (RGB image, format, full w, full h).
+
+    ``data``: the encoded bytes, or a binary file to decode from (``sign_file``)."""
     register_heif()
     if not data:
         raise NotAnImage("empty file")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
+            image = Image.open(data if hasattr(data, "read") else io.BytesIO(data))
             image_format = image.format or "unknown"
             width, height = image.size
             if width * height > max_pixels:

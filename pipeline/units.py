@@ -189,8 +189,11 @@ WantedBy=timers.target
 def find_executable() -> str:
     """The command that starts this frame-ingest, as absolute, shell-quoted words.
 
-    The console script next to the running interpreter (a venv, pyenv, /usr/local) is the
-    real one; a pyenv shim on PATH needs pyenv's environment, which systemd does not give.
+    The console script that was called, with links resolved (``~/.local/bin/frame-ingest``
+    is a link into the venv ``install.sh`` made), else the one next to the running
+    interpreter (``venv/bin/python -m pipeline``; the interpreter path is not resolved, as
+    that would leave the venv). A pyenv shim on PATH needs pyenv's environment, which
+    systemd does not give.
     """
     invoked = Path(sys.argv[0])
     if invoked.name == "frame-ingest" and invoked.exists():
@@ -205,10 +208,11 @@ def find_executable() -> str:
 
 
 def shipped_setup() -> Setup:
-    """What the example units in ``systemd/`` are rendered with (a pip install as root on
-    Raspberry Pi OS, user ``pi``, default folders)."""
+    """What the example units in ``systemd/`` are rendered with (``sh install.sh`` as user
+    ``pi`` on Raspberry Pi OS: its venv's executable; default folders)."""
     home = Path("/home/pi")
-    return Setup(command="/usr/local/bin/frame-ingest", config=None,
+    return Setup(command=str(home / ".local/share/frame-ingest-venv/bin/frame-ingest"),
+                 config=None,
                  writable=(home / "Pictures", home / "DuplicatePictures",
                            home / "RejectedPictures", home / ".local/share/frame-ingest"),
                  user="pi")

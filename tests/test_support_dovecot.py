@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import socket
 import ssl
 import time
@@ -16,7 +15,7 @@ from tests.support import dovecot as dovecot_mod
 from tests.support.dovecot import DovecotError, DovecotServer
 
 pytestmark = pytest.mark.skipif(
-    shutil.which("dovecot") is None, reason="dovecot not installed (apt-get install dovecot-imapd)"
+    dovecot_mod.dovecot_binary() is None, reason="dovecot not installed (apt-get install dovecot-imapd)"
 )
 
 MESSAGE = (
@@ -136,6 +135,14 @@ def test_capabilities_override_hides_move():
             caps = set(imap.capabilities())
     assert {b"IDLE", b"UIDPLUS"} <= caps
     assert b"MOVE" not in caps
+
+
+def test_server_starts_where_debian_puts_dovecot_whatever_path_is(monkeypatch):
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")  # an ordinary user's PATH: no /usr/sbin
+    with DovecotServer(users={"frame": "secret"}) as srv:
+        with IMAPClient(srv.host, srv.port, ssl=False, timeout=5) as imap:
+            imap.login("frame", "secret")
+            assert imap.folder_exists("INBOX")
 
 
 def test_restart_keeps_mail_and_port(server):

@@ -9,10 +9,16 @@ How a fetch goes (one folder, ``[sources.imap] folder``):
    every message is looked at again; parts taken before are recognised by their origin id,
    which is built from the Message-ID (or a hash of the raw message) and the part number,
    never from the UID.
-3. For each message, oldest first, at most ``max_messages_per_run``: fetch it with
-   BODY.PEEK (flags untouched), check the sender rules (``senders.py``), take its images
-   apart (``mail.py``) and stage each one durably. Only then acknowledge it (\\Seen and/or
-   move to ``processed_folder``), and only then remember its UID. A kill at any moment
+3. For each message, oldest first, at most ``max_messages_per_run``: fetch its headers and
+   structure (BODYSTRUCTURE; always BODY.PEEK, flags untouched), check the sender rules
+   (``senders.py``), then fetch only the parts that may be pictures, each decoded to disk
+   in chunks (``mail_parts.py``), and stage each picture durably: the message body, videos
+   and parts taken before are never downloaded, so a 200 MB video beside a photo costs
+   nothing; ``max_message_mb`` bounds what is downloaded (the pictures' parts, or the
+   whole message). A structure that cannot be trusted (``mail_parts.Untrusted``) or a message
+   without a Message-ID is fetched whole instead, within ``max_message_mb``, and taken
+   apart in memory (``mail.py``). Only then acknowledge it (\\Seen and/or move to
+   ``processed_folder``), and only then remember its UID. A kill at any moment
    leaves either an unacknowledged message whose staged parts are recognised on the rerun,
    or an acknowledged one: nothing lost, nothing staged twice.
 
@@ -27,6 +33,7 @@ import io
 import json
 import logging
 import os
+import tempfile
 from dataclasses import dataclass
 
 from tenacity import (Retrying, retry_if_exception_type, stop_after_attempt,
@@ -36,9 +43,10 @@ from pipeline.config import MIB, ImapSourceConfig, expand_path
 from pipeline.errors import PermanentSourceError, SourceError, TransientSourceError
 from pipeline.items import Provenance
 from pipeline.secrets import read_secret
-from pipeline.sources import mail
+from pipeline.sources import mail, mail_parts
 from pipeline.sources.base import FetchContext, FetchResult
-from pipeline.sources.imap_session import SOURCE, Endpoint, Session, open_session
+from pipeline.sources.imap_session import SOURCE, Endpoint, Outline, Session, open_session
+from pipeline.sources.mail_parts import Untrusted
 from pipeline.sources.senders import SenderRules, refusal
 from pipeline.staging import TooLarge
 
@@ -46,6 +54,11 @@ log = logging.getLogger("frame-ingest")
 # What became of a message: acknowledged (TAKEN: \Seen + moved; REFUSED: moved, left
 # unread) or not touched (LEFT: for a person to look at; GONE: deleted meanwhile).
 TAKEN, REFUSED, LEFT, GONE = "taken", "refused", "left", "gone"
+CHUNK = 1024 * 1024     # octets of a part fetched at a time (memory: about three of these)
+
+
+class _Gone(Exception):
+    """The message disappeared (deleted meanwhile) while its parts were being fetched."""
 
 
 @dataclass
@@ -134,14 +147,47 @@ class ImapSource:
 
     def process_message(self, session: Session, uid: int, context: FetchContext,
                         result: FetchResult) -> str:
-        """Fetch one message and stage its images; say what became of it.
+        """Stage the images of one message; say what became of it.
 
-        A message too large to hold in memory, or one that cannot be read at all, is left
-        where it is, unacknowledged, for a person to look at (its UID is still passed).
+        The structure first (BODYSTRUCTURE, with the headers), then only the parts that may
+        be pictures, each decoded to disk in chunks: memory stays near one chunk whatever
+        the message holds. A structure that cannot be trusted makes the message be read
+        whole, as long as it is within ``max_message_mb``; a message too large for that, or
+        one that cannot be read at all, is left where it is, unacknowledged, for a person
+        to look at (its UID is still passed).
         """
-        size = session.message_size(uid)
-        if size is None:
+        outline = session.fetch_outline(uid)
+        if outline is None:
             return GONE
+        try:
+            contents, parts = self.plan(outline)
+        except Untrusted as why:
+            log.info("imap: message %d: %s; reading it whole", uid, why)
+            return self.process_whole(session, uid, outline.size, context, result)
+        try:
+            return self.take_parts(session, uid, outline, contents, parts, context, result)
+        except _Gone:
+            return GONE
+        except SourceError:
+            raise
+        except Exception as exc:  # hostile mail may trip the parser anywhere: skip, not stop
+            log.error("imap: message %d cannot be read (%s: %s); left in %s", uid,
+                      type(exc).__name__, exc, self.settings.folder)
+            result.skipped += 1
+            return LEFT
+
+    def plan(self, outline: Outline) -> tuple[mail.MailContents, list[mail_parts.Leaf]]:
+        """The headers and the numbered leaf parts; ``Untrusted`` sends it down the whole
+        path (a message without a Message-ID is keyed by a hash of all of its bytes)."""
+        if outline.structure is None:
+            raise Untrusted("the server's BODYSTRUCTURE cannot be read")
+        contents = mail.headers(outline.header)
+        if not contents.message_key:
+            raise Untrusted("no Message-ID")
+        return contents, mail_parts.leaves(outline.structure, outline.size)
+
+    def process_whole(self, session: Session, uid: int, size: int, context: FetchContext,
+                      result: FetchResult) -> str:
         if size > self.max_message_bytes:
             log.warning("imap: message %d: %.1f MiB is more than max_message_mb (%g MiB); "
                         "left in %s unread", uid, size / MIB, self.settings.max_message_mb,
@@ -163,32 +209,136 @@ class ImapSource:
 
     def take_message(self, uid: int, raw: bytes, context: FetchContext,
                      result: FetchResult) -> str:
-        """Stage every image of an accepted message; REFUSED when the sender is not."""
+        """Stage every image of an accepted message read whole; REFUSED when the sender is
+        not accepted."""
         contents = mail.extract(raw, min_side=self.settings.min_image_side,
                                 max_bytes=self.max_bytes)
-        label = f"message {uid} from {contents.sender or '?'}"
-        reason = refusal(contents.sender, contents.message, self.rules)
-        if reason:
-            log.warning("imap: %s refused: %s; nothing taken", label, reason)
-            result.skipped += 1
+        if self.refused(uid, contents, result):
             return REFUSED
-        for skip in contents.skipped:
-            log.info("imap: %s: skipped %s", label, skip)
-        result.skipped += len(contents.skipped)
+        self.log_skips(uid, contents, contents.skipped, result)
         for image in contents.images:
-            provenance = self.provenance(uid, contents, image)
+            provenance = self.provenance(uid, contents, image.index, image.filename)
             if context.already_taken(provenance):
                 continue
-            self.stage(context, provenance, image, result)
+            self.stage(context, provenance, io.BytesIO(image.data), result)
         if not contents.images:
-            log.info("imap: %s (%s) holds no image", label, contents.subject or "no subject")
+            self.log_no_image(uid, contents)
         return TAKEN
 
-    def stage(self, context: FetchContext, provenance: Provenance, image: mail.ImagePart,
+    def take_parts(self, session: Session, uid: int, outline: Outline,
+                   contents: mail.MailContents, parts: list[mail_parts.Leaf],
+                   context: FetchContext, result: FetchResult) -> str:
+        """Stage the pictures among ``parts``, fetching only those that may be pictures."""
+        if self.refused(uid, contents, result):
+            return REFUSED
+        sections = [leaf.part.header_section for leaf in parts
+                    if leaf.part.header_section != "HEADER"]
+        headers = session.fetch_sections(uid, sections) if sections else {}
+        if headers is None:
+            raise _Gone()
+        headers["HEADER"] = outline.header
+        skipped: list[str] = []
+        images, wanted = 0, []
+        for leaf in parts:
+            part = mail.parse(headers[leaf.part.header_section])
+            label = mail.wanted(part, leaf.index, skipped)
+            if label is None:
+                continue
+            provenance = self.provenance(uid, contents, leaf.index,
+                                         mail.filename_of(part, leaf.index))
+            if context.already_taken(provenance):
+                images += 1
+            else:
+                wanted.append((leaf, part, label, provenance))
+        download = sum(leaf.part.size for leaf, *_ in wanted)
+        if download > self.max_message_bytes:
+            log.warning("imap: message %d: its pictures are %.1f MiB to download, more than "
+                        "max_message_mb (%g MiB); left in %s unread", uid, download / MIB,
+                        self.settings.max_message_mb, self.settings.folder)
+            result.skipped += 1
+            return LEFT
+        for leaf, part, label, provenance in wanted:
+            images += self.stage_part(session, uid, leaf.part, part, label, provenance,
+                                      context, result, skipped)
+        self.log_skips(uid, contents, skipped, result)
+        if not images:
+            self.log_no_image(uid, contents)
+        return TAKEN
+
+    def stage_part(self, session: Session, uid: int, where: mail_parts.MimePart, part,
+                   label: str, provenance: Provenance, context: FetchContext,
+                   result: FetchResult, skipped: list[str]) -> int:
+        """Decode one part to an unnamed file beside the staged items, stage it if it is a
+        picture; 1 if it was one, else 0 (with the reason in ``skipped``)."""
+        try:
+            spool = tempfile.TemporaryFile(dir=context.staging.root)
+        except OSError as exc:
+            raise PermanentSourceError(f"cannot stage {provenance.name}: "
+                                       f"{exc.strerror or exc}", SOURCE) from exc
+        with spool:
+            try:
+                complete = self.download(session, uid, where, spool)
+            except ValueError as exc:  # binascii.Error: broken base64
+                skipped.append(f"{label}: cannot decode the part: {exc}")
+                return 0
+            if not complete:
+                skipped.append(f"{label}: more than max_attachment_mb "
+                               f"({self.max_bytes / MIB:g} MiB); not taken")
+                return 0
+            spool.seek(0)
+            if mail.judge(mail.identify_file(spool), part, label, self.settings.min_image_side,
+                          skipped) is None:
+                return 0
+            spool.seek(0)
+            self.stage(context, provenance, spool, result)
+        return 1
+
+    def download(self, session: Session, uid: int, where: mail_parts.MimePart,
+                 sink) -> bool:
+        """Fetch a part in chunks, decoding each into ``sink``; False past max_bytes."""
+        decoder = mail_parts.decoder_for(where.encoding)
+        offset = written = 0
+        while True:
+            chunk = session.fetch_chunk(uid, where.section, offset, CHUNK)
+            if chunk is None:
+                raise _Gone()
+            offset += len(chunk)
+            last = len(chunk) < CHUNK
+            data = decoder.feed(chunk) + (decoder.finish() if last else b"")
+            written += len(data)
+            if written > self.max_bytes:
+                return False
+            try:
+                sink.write(data)
+            except OSError as exc:
+                raise PermanentSourceError(f"cannot stage part {where.section} of message "
+                                           f"{uid}: {exc.strerror or exc}", SOURCE) from exc
+            if last:
+                return True
+
+    def refused(self, uid: int, contents: mail.MailContents, result: FetchResult) -> bool:
+        reason = refusal(contents.sender, contents.message, self.rules)
+        if reason:
+            log.warning("imap: message %d from %s refused: %s; nothing taken", uid,
+                        contents.sender or "?", reason)
+            result.skipped += 1
+        return bool(reason)
+
+    def log_skips(self, uid: int, contents: mail.MailContents, skipped: list[str],
+                  result: FetchResult) -> None:
+        for skip in skipped:
+            log.info("imap: message %d from %s: skipped %s", uid, contents.sender or "?", skip)
+        result.skipped += len(skipped)
+
+    def log_no_image(self, uid: int, contents: mail.MailContents) -> None:
+        log.info("imap: message %d from %s (%s) holds no image", uid, contents.sender or "?",
+                 contents.subject or "no subject")
+
+    def stage(self, context: FetchContext, provenance: Provenance, stream,
               result: FetchResult) -> None:
         try:
-            context.stage(io.BytesIO(image.data), provenance, max_bytes=self.max_bytes)
-        except TooLarge:  # mail.extract already left these out; kept as a second guard
+            context.stage(stream, provenance, max_bytes=self.max_bytes)
+        except TooLarge:  # the parts were measured already; kept as a second guard
             log.info("imap: %s: larger than max_attachment_mb; not taken", provenance.name)
             result.skipped += 1
             return
@@ -197,11 +347,13 @@ class ImapSource:
                                        f"{exc.strerror or exc}", SOURCE) from exc
         result.staged += 1
 
-    def provenance(self, uid: int, contents: mail.MailContents,
-                   image: mail.ImagePart) -> Provenance:
+    def provenance(self, uid: int, contents: mail.MailContents, index: int,
+                   filename: str) -> Provenance:
+        """The origin id is the message key and the leaf-part number: the same for the
+        same message whichever way it was read, and whatever its UID."""
         return Provenance(
-            source=SOURCE, origin_id=f"{contents.message_key}#{image.index}",
-            name=image.filename, received=contents.date, sender=contents.sender,
+            source=SOURCE, origin_id=f"{contents.message_key}#{index}",
+            name=filename, received=contents.date, sender=contents.sender,
             subject=contents.subject, message_id=contents.message_id,
             extra={"folder": self.settings.folder, "uid": uid, "from": contents.sender_display})
 

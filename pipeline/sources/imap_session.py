@@ -21,6 +21,7 @@ from imapclient.exceptions import (CapabilityError, IMAPClientAbortError, IMAPCl
                                    LoginError)
 
 from pipeline.errors import PermanentSourceError, TransientSourceError
+from pipeline.sources.mail_parts import MimePart, Untrusted
 
 log = logging.getLogger("frame-ingest")
 SOURCE = "imap"
@@ -108,6 +109,15 @@ class FolderInfo:
     exists: int
 
 
+@dataclass(frozen=True)
+class Outline:
+    """A message without its body: size, headers and the structure of its parts."""
+
+    size: int                       # RFC822.SIZE: the message as stored
+    header: bytes                   # BODY[HEADER]
+    structure: MimePart | None      # None: the server's BODYSTRUCTURE could not be read
+
+
 class Session:
     """A logged-in connection: select, search, fetch, acknowledge, idle."""
 
@@ -159,6 +169,43 @@ class Session:
             response = self.client.fetch([uid], ["RFC822.SIZE"])
         size = response.get(uid, {}).get(b"RFC822.SIZE")
         return int(size) if size is not None else None
+
+    def fetch_outline(self, uid: int) -> Outline | None:
+        """Size, headers and structure in one round trip (BODY.PEEK: flags untouched)."""
+        with self.calls(f"read the structure of message {uid}"):
+            response = self.client.fetch([uid], ["RFC822.SIZE", "BODY.PEEK[HEADER]",
+                                                 "BODYSTRUCTURE"])
+        data = response.get(uid, {})
+        if data.get(b"RFC822.SIZE") is None:
+            return None
+        try:
+            structure = message_structure(data[b"BODYSTRUCTURE"], "")
+        except (Untrusted, KeyError, IndexError, TypeError, ValueError, AttributeError):
+            structure = None
+        return Outline(int(data[b"RFC822.SIZE"]), data.get(b"BODY[HEADER]") or b"", structure)
+
+    def fetch_sections(self, uid: int, sections: list[str]) -> dict[str, bytes] | None:
+        """Small sections (part headers) by name, in batches; None if the message is gone."""
+        found: dict[str, bytes] = {}
+        for start in range(0, len(sections), 100):
+            batch = sections[start:start + 100]
+            with self.calls(f"read the part headers of message {uid}"):
+                response = self.client.fetch([uid], [f"BODY.PEEK[{name}]" for name in batch])
+            data = response.get(uid)
+            if data is None:
+                return None
+            for name in batch:
+                found[name] = data.get(f"BODY[{name}]".encode()) or b""
+        return found
+
+    def fetch_chunk(self, uid: int, section: str, offset: int, length: int) -> bytes | None:
+        """``length`` octets of a part from ``offset`` (fewer at its end); None if gone."""
+        with self.calls(f"fetch part {section} of message {uid}"):
+            response = self.client.fetch([uid], [f"BODY.PEEK[{section}]<{offset}.{length}>"])
+        data = response.get(uid)
+        if data is None:
+            return None
+        return data.get(f"BODY[{section}]<{offset}>".encode()) or b""
 
     def fetch_message(self, uid: int) -> bytes | None:
         """The raw message, read with BODY.PEEK so flags stay as they were; None if gone."""
@@ -218,3 +265,68 @@ class Session:
     def noop(self) -> None:
         with self.calls("keep the connection alive"):
             self.client.noop()
+
+
+# --- BODYSTRUCTURE as MimePart trees ------------------------------------------------------
+# imapclient gives nested tuples: a multipart is (parts..., subtype, parameters, ...), its
+# parts in a list at the top level and loose tuples inside a forwarded message; a single
+# part is (type, subtype, parameters, id, description, encoding, size, ...), and a
+# message/rfc822 part carries (..., envelope, body, lines, ...) from index 7. Sections
+# follow RFC 3501: parts of a multipart are N.1, N.2; a message's single body is N.1.
+
+def message_structure(body, section: str) -> MimePart:
+    """The body of a message (the whole one: section "", or one forwarded at ``section``)."""
+    if _is_multipart(body):
+        return _multipart(body, section)
+    return _single(body, f"{section}.1" if section else "1",
+                   f"{section}.HEADER" if section else "HEADER")
+
+
+def _is_multipart(body) -> bool:
+    return isinstance(body[0], (list, tuple))
+
+
+def _multipart(body, section: str) -> MimePart:
+    if isinstance(body[0], list):
+        parts, rest = body[0], body[1:]
+    else:
+        count = next(index for index, item in enumerate(body) if not isinstance(item, tuple))
+        parts, rest = body[:count], body[count:]
+    children = []
+    for number, part in enumerate(parts, 1):
+        child = f"{section}.{number}" if section else str(number)
+        if _is_multipart(part):
+            children.append(_multipart(part, child))
+        else:
+            children.append(_single(part, child, f"{child}.MIME"))
+    parameters = _parameters(rest[1] if len(rest) > 1 else None)
+    return MimePart(f"multipart/{_text(rest[0])}", children=tuple(children),
+                    boundary=bool(parameters.get("boundary")))
+
+
+def _single(body, section: str, header_section: str) -> MimePart:
+    content_type = f"{_text(body[0])}/{_text(body[1])}"
+    encoding = _text(body[5]) or "7bit"
+    size = int(body[6])
+    children = ()
+    if content_type == "message/rfc822":
+        children = (message_structure(body[8], section),)
+    return MimePart(content_type, section, header_section, encoding, size, children)
+
+
+def _parameters(values) -> dict[str, str]:
+    if not isinstance(values, tuple):
+        return {}
+    return {_text(values[index]): _text(values[index + 1])
+            for index in range(0, len(values) - 1, 2)}
+
+
+def _text(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bytes):
+        value = value.decode("ascii", "replace")
+    if not isinstance(value, str):
+        raise Untrusted(f"unexpected {type(value).__name__} in BODYSTRUCTURE")
+    return value.strip().lower()
+

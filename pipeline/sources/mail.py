@@ -124,17 +124,51 @@ def _image_part(part: EmailMessage, index: int, min_side: int, max_bytes: int | 
         skipped.append(f"{label}: {len(data) / MIB:.1f} MiB is more than max_attachment_mb "
                        f"({max_bytes / MIB:g} MiB); not taken")
         return None
-    identified = identify(data)
+    image_format = judge(identify(data), part, label, min_side, skipped)
+    if image_format is None:
+        return None
+    return ImagePart(index, filename or f"mail-image-{index}", data, image_format)
+
+
+def judge(identified: tuple[str, int, int] | None, part: EmailMessage, label: str,
+          min_side: int, skipped: list[str]) -> str | None:
+    """The image format when ``identify`` found a photo worth taking, else None with the
+    reason in ``skipped`` (when worth saying): shared by both ways of reading a part."""
     if identified is None:
-        if filename or part.get_content_maintype() in ("image", "application"):
-            skipped.append(f"{label}: not an image (declared {declared})")
+        if _filename(part) or part.get_content_maintype() in ("image", "application"):
+            skipped.append(f"{label}: not an image (declared {part.get_content_type()})")
         return None
     image_format, width, height = identified
     if min_side and (width < min_side or height < min_side):
         skipped.append(f"{label}: {width}x{height} is smaller than min_image_side "
                        f"({min_side}); taken for a logo or icon")
         return None
-    return ImagePart(index, filename or f"mail-image-{index}", data, image_format)
+    return image_format
+
+
+NEVER_DOWNLOADED = ("video", "audio")   # until videos are taken: never worth the bytes
+
+
+def wanted(part: EmailMessage, index: int, skipped: list[str]) -> str | None:
+    """For a part known by its headers alone: its label when its bytes are worth fetching
+    (it may be an image, whatever it says it is), else None, with a reason in ``skipped``
+    when worth saying. The message body and videos are never downloaded."""
+    filename = _filename(part)
+    declared = part.get_content_type()
+    maintype = part.get_content_maintype()
+    if maintype == "text" and not filename:
+        return None
+    label = filename or f"part {index} ({declared})"
+    if maintype in NEVER_DOWNLOADED:
+        if filename:
+            skipped.append(f"{label}: not an image (declared {declared}); not downloaded")
+        return None
+    return label
+
+
+def filename_of(part: EmailMessage, index: int) -> str:
+    """The name a picture is staged under: the sender's, or a made-up one."""
+    return _filename(part) or f"mail-image-{index}"
 
 
 def identify(data: bytes) -> tuple[str, int, int] | None:
@@ -143,20 +177,24 @@ def identify(data: bytes) -> tuple[str, int, int] | None:
     Only the header is read, nothing is decoded: cheap on a Pi. A picture too large to
     open safely still counts as an image, so the gate rejects it with its reason.
     """
-    register_heif()
     if not data:
         return None
+    return identify_file(io.BytesIO(data))
+
+
+def identify_file(handle) -> tuple[str, int, int] | None:
+    """``identify`` for an open binary file (a part decoded to disk); reads its header."""
+    register_heif()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as image:
+            with Image.open(handle) as image:
                 return image.format or "unknown", image.size[0], image.size[1]
     except Image.DecompressionBombError:
         return "unknown", 1 << 16, 1 << 16
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, TypeError,
             IndexError, KeyError):
         return None
-
 
 
 def _filename(part: EmailMessage) -> str:
@@ -170,11 +208,20 @@ def _filename(part: EmailMessage) -> str:
     return str(name).strip()
 
 
-def _headers(message: EmailMessage, raw: bytes) -> MailContents:
+def headers(header_bytes: bytes) -> MailContents:
+    """What the headers alone say (the structured path fetches them without the body).
+
+    ``message_key`` is the Message-ID, or "" when there is none: the key is then a hash of
+    the whole raw message, which only ``extract`` can compute.
+    """
+    return _headers(parse(header_bytes), None)
+
+
+def _headers(message: EmailMessage, raw: bytes | None) -> MailContents:
     sender_display = _header_text(message, "from")
     sender = _single_sender(message, sender_display)
     message_id = _header_text(message, "message-id").strip().strip("<>").strip()
-    key = message_id or "sha256:" + hashlib.sha256(raw).hexdigest()
+    key = message_id or ("sha256:" + hashlib.sha256(raw).hexdigest() if raw is not None else "")
     return MailContents(sender=sender, sender_display=sender_display,
                         subject=_header_text(message, "subject"),
                         date=_iso_date(_header_text(message, "date")),

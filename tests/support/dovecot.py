@@ -118,6 +118,23 @@ class DovecotError(RuntimeError):
     """Dovecot did not come up (the message carries its log) or answered oddly."""
 
 
+# Where Debian puts the server: /usr/sbin is on root's PATH but not on an ordinary
+# user's (nor on PATH=/usr/bin:/bin), and the binary is the same for everyone.
+SBIN_FOLDERS = ("/usr/sbin", "/usr/local/sbin", "/sbin")
+
+
+def dovecot_binary() -> str | None:
+    """The dovecot executable: on PATH, else where Debian installs it; None if absent."""
+    found = shutil.which("dovecot")
+    if found:
+        return found
+    for folder in SBIN_FOLDERS:
+        candidate = Path(folder) / "dovecot"
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    return None
+
+
 def free_port() -> int:
     """Return a TCP port on 127.0.0.1 that was free a moment ago."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -222,10 +239,14 @@ class DovecotServer:
         if self.base_dir is None:
             self._prepare()
         self._log_offset = self.log_file.stat().st_size if self.log_file.exists() else 0
+        binary = dovecot_binary()
+        if binary is None:
+            raise DovecotError("dovecot not found on PATH nor in "
+                               f"{', '.join(SBIN_FOLDERS)} (apt-get install dovecot-imapd)")
         stderr_path = self.base_dir / "stderr.log"
         with open(stderr_path, "ab") as stderr:
             self._proc = subprocess.Popen(
-                ["dovecot", "-F", "-c", str(self.base_dir / "dovecot.conf")],
+                [binary, "-F", "-c", str(self.base_dir / "dovecot.conf")],
                 stdin=subprocess.DEVNULL,
                 stdout=stderr,
                 stderr=stderr,
