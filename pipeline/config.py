@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,6 +108,16 @@ class ImapSourceConfig:
     username: str = setting("", "str")
     password_file: str = setting("", "str")       # "" = not used; ~ and $VARS expand
     password_env: str = setting("", "str")        # name of an environment variable
+    # "oauth2": sign in once with `frame-ingest imap-auth` (Outlook.com, Microsoft 365)
+    auth: str = setting("password", "str", choices=("password", "oauth2"))
+    oauth2_provider: str = setting("microsoft", "str", choices=("microsoft", "custom"))
+    oauth2_client_id: str = setting("", "str")    # the app registration's client id
+    oauth2_tenant: str = setting("consumers", "str")    # microsoft: or "organizations", an id
+    oauth2_device_url: str = setting("", "str")   # custom: RFC 8628 device authorization URL
+    oauth2_token_url: str = setting("", "str")    # custom: RFC 6749 token URL
+    oauth2_scope: str = setting("", "str")        # "" = microsoft's IMAP scope
+    oauth2_token_file: str = setting("", "str")   # "" = <state_dir>/imap-oauth2-token
+    oauth2_ca_file: str = setting("", "str")      # "" = REQUESTS_CA_BUNDLE or certifi's
     folder: str = setting("INBOX", "str")
     processed_folder: str = setting("frame-ingest/processed", "str")  # "" = leave mail in place
     mark_seen: bool = setting(True, "bool")
@@ -220,9 +231,44 @@ def parse_config(data: dict, label: str = "config", path: Path | None = None) ->
             table = {}
         sections[attribute] = _build_section(section_class, table, f"{label}: [{table_name}]",
                                              problems)
+    problems += [f"{label}: [sources.imap] {problem}"
+                 for problem in imap_auth_problems(sections["imap"])]
     if problems:
         raise ConfigError(problems)
     return Config(path=path, **sections)
+
+
+_TENANT = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]*")
+
+
+def imap_auth_problems(imap: ImapSourceConfig) -> list[str]:
+    """Which keys each way of signing in to the mailbox needs (``auth``); checked when the
+    source is enabled or OAuth2 is chosen (``imap-auth`` runs before enabling it)."""
+    if imap.auth != "oauth2":
+        return []
+    problems = [f'{key}: not used with auth = "oauth2" (the mailbox is opened with a token '
+                f'from `frame-ingest imap-auth`); remove it'
+                for key in ("password_file", "password_env") if getattr(imap, key)]
+    if not imap.oauth2_client_id.strip():
+        problems.append("oauth2_client_id: empty; put the application (client) id of your "
+                        "app registration here (docs/imap.md)")
+    if imap.oauth2_provider == "microsoft":
+        if not _TENANT.fullmatch(imap.oauth2_tenant):
+            problems.append(f'oauth2_tenant: expected "consumers" (Outlook.com), '
+                            f'"organizations" or a tenant id or domain (Microsoft 365), got '
+                            f'{_show(imap.oauth2_tenant)}')
+        problems += [f'{key}: only used with oauth2_provider = "custom"'
+                     for key in ("oauth2_device_url", "oauth2_token_url") if getattr(imap, key)]
+        return problems
+    for key in ("oauth2_device_url", "oauth2_token_url"):
+        value = getattr(imap, key)
+        if not value.startswith("https://") or len(value) <= len("https://"):
+            problems.append(f'{key}: expected an https:// address (oauth2_provider = '
+                            f'"custom"), got {_show(value)}')
+    if not imap.oauth2_scope.strip():
+        problems.append('oauth2_scope: empty; with oauth2_provider = "custom" say which '
+                        "scope gives IMAP access (and a refresh token)")
+    return problems
 
 
 def _table_names(data: dict, prefix: str = "") -> list[str]:
