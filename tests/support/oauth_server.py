@@ -85,6 +85,7 @@ class OAuthServer:
         self.ca_file = ""
         self.slow_down_answers = 0          # the next N device-grant polls answer slow_down
         self.token_endpoint_status = 0      # nonzero: every /token call answers this status
+        self.denial_error = "access_denied"  # Microsoft says "authorization_declined"
         self.devices: dict[str, DeviceRequest] = {}
         self.refresh_tokens: dict[str, tuple[str, str]] = {}   # live: token -> (user, client)
         self.access_tokens: dict[str, AccessToken] = {}
@@ -259,7 +260,7 @@ class OAuthServer:
         if request.outcome == "expired":
             return 400, {"error": "expired_token", "error_description": "the code expired"}
         if request.outcome == "denied":
-            return 400, {"error": "access_denied", "error_description": "declined"}
+            return 400, {"error": self.denial_error, "error_description": "declined"}
         if request.outcome == "used":
             return 400, {"error": "invalid_grant"}
         if self.slow_down_answers:
@@ -282,7 +283,7 @@ class OAuthServer:
         self.access_tokens[access_token] = AccessToken(
             username, client_id, time.monotonic() + self.access_lifetime)
         return {"access_token": access_token, "token_type": "Bearer",
-                "expires_in": self.access_lifetime,
+                "expires_in": int(self.access_lifetime),
                 "refresh_token": self._new_refresh_token(username, client_id)}
 
     def _introspect(self, form: dict[str, str]) -> tuple[int, dict]:
