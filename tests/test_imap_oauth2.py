@@ -20,9 +20,9 @@ from pipeline.config import parse_config
 from pipeline.errors import ConfigError
 from pipeline.sources.imap_oauth import provider_for
 from tests import mails
-from tests.imap_helpers import read_text, toml_value, wait_for
+from tests.imap_helpers import toml_value, wait_for
 from tests.support.dovecot import DovecotServer
-from tests.support.oauth_server import DEVICE_GRANT, OAuthServer
+from tests.support.oauth_server import OAuthServer
 
 USER = "frame"
 CLIENT_ID = "frame-test-client"
@@ -234,8 +234,27 @@ def test_imap_auth_keeps_the_old_token_when_the_mailbox_refuses_the_new_one(
     with running(home, config, "imap-auth") as child:
         auth.approve(user_code(child), "somebody-else")       # signed in to another account
         assert child.finish() == 1
-    assert "IMAP login:" in child.output and "refused the OAuth2 access token" in child.output
+    errors = [line for line in child.lines if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith("error: IMAP login: ")
+    assert "refused the new access token" in errors[0] and "nothing was saved" in errors[0]
     assert token_file.read_text() == before
+
+
+def test_imap_auth_keeps_waiting_through_an_unavailable_token_endpoint(home, auth, dovecot):
+    config = oauth_config(home, dovecot, auth, "INBOX")
+    with running(home, config, "imap-auth") as child:
+        code = user_code(child)
+        auth.token_endpoint_status = 503
+        asked = child.line_with("asking again")
+        calls = auth.count("/token")
+        wait_for(lambda: auth.count("/token") >= calls + 3, "more polls during the outage")
+        auth.token_endpoint_status = 0
+        auth.approve(code, USER)
+        assert child.finish() == 0, child.output
+    assert "answered HTTP 503" in asked
+    assert sum("asking again" in line for line in child.lines) == 1     # said once
+    assert (home.state_dir / "imap-oauth2-token").read_text().strip() in \
+        auth.live_refresh_tokens()
 
 
 def test_imap_auth_needs_auth_oauth2(home, auth, dovecot):

@@ -24,10 +24,12 @@ from typing import Callable
 from oauthlib.oauth2 import OAuth2Error
 
 from pipeline.config import ImapSourceConfig
-from pipeline.errors import ConfigError, PermanentSourceError
+from pipeline.errors import (ConfigError, PermanentSourceError, SourceError,
+                             TransientSourceError)
 from pipeline.sources.imap import endpoint_for
 from pipeline.sources.imap_oauth import AccessToken, Provider, Tokens
-from pipeline.sources.imap_session import SOURCE, BearerToken, open_session
+from pipeline.sources.imap_session import (SOURCE, BearerToken, Endpoint, LoginRefused,
+                                           open_session)
 
 DECLINED = ("access_denied", "authorization_declined")     # RFC 8628; Microsoft's word
 AGAIN = "run `frame-ingest imap-auth` again"
@@ -71,24 +73,39 @@ def authorize(settings: ImapSourceConfig, state_dir: Path, config_label: str,
                                    "its equivalent; nothing was saved", SOURCE)
     access = AccessToken.from_response(answer)
     endpoint = endpoint_for(settings)
-    with open_session(endpoint, BearerToken(access.value)) as session:
-        method = session.login_method
+    method = first_login(endpoint, access)
     tokens.save_grant(refresh_token, access)
     say(f"Signed in: {endpoint.host} accepted the new access token for {settings.username} "
         f"({method}). Refresh token written to {tokens.token_file} (readable by you only).")
     return tokens.token_file
 
 
+def first_login(endpoint: Endpoint, access: AccessToken) -> str:
+    """Log in once with the new access token; the SASL mechanism it took."""
+    try:
+        with open_session(endpoint, BearerToken(access.value)) as session:
+            return session.login_method
+    except LoginRefused:
+        raise PermanentSourceError(
+            f"IMAP login: {endpoint.host}:{endpoint.port} refused the new access token for "
+            f"{endpoint.username}: sign in as that mailbox (not another account) and check "
+            f"that IMAP is on for it; nothing was saved; {AGAIN}", SOURCE) from None
+    except SourceError as exc:
+        raise PermanentSourceError(f"{exc}; the sign-in worked but this first login did "
+                                   f"not, so nothing was saved; {AGAIN}", SOURCE) from None
+
+
 def request_device_code(tokens: Tokens) -> DeviceCode:
     """POST client_id and scope to the device authorization endpoint (RFC 8628 3.1)."""
     provider = tokens.provider
     http = tokens.http
-    with http.translated(provider, "start the sign-in"):
-        response = http.session(provider.client_id).post(
-            provider.device_url, data={"client_id": provider.client_id,
-                                       "scope": provider.scope},
-            headers={"Accept": "application/json"}, timeout=http.timeout, verify=http.verify,
-            withhold_token=True)
+    verify = http.verify
+    with http.session(provider.client_id) as session, \
+            http.translated(provider, "start the sign-in"):
+        response = session.post(provider.device_url,
+                                data={"client_id": provider.client_id, "scope": provider.scope},
+                                headers={"Accept": "application/json"}, timeout=http.timeout,
+                                verify=verify, withhold_token=True)
     try:
         data = response.json()
     except ValueError:
@@ -117,10 +134,17 @@ def refusal(provider: Provider, status: int, data: object) -> str:
 def wait_for_sign_in(tokens: Tokens, code: DeviceCode, say: Callable[[str], None],
                      sleep: Callable[[float], None]) -> dict:
     """Poll the token endpoint (RFC 8628 3.4, 3.5) until the person has answered."""
+    with tokens.http.session(tokens.provider.client_id) as session:
+        return poll(session, tokens, code, say, sleep)
+
+
+def poll(session, tokens: Tokens, code: DeviceCode, say: Callable[[str], None],
+         sleep: Callable[[float], None]) -> dict:
     provider = tokens.provider
-    session = tokens.http.session(provider.client_id)
+    verify = tokens.http.verify
     interval = code.interval
     deadline = time.monotonic() + code.expires_in
+    trouble = ""            # the last network problem said, so an outage is said once
     while True:
         sleep(interval)
         try:
@@ -129,19 +153,23 @@ def wait_for_sign_in(tokens: Tokens, code: DeviceCode, say: Callable[[str], None
                     return session.fetch_token(provider.token_url,
                                                device_code=code.device_code,
                                                include_client_id=True,
-                                               timeout=tokens.http.timeout,
-                                               verify=tokens.http.verify)
+                                               timeout=tokens.http.timeout, verify=verify)
                 except OAuth2Error as exc:
+                    trouble = ""
                     if exc.error == "authorization_pending":
                         pass
                     elif exc.error == "slow_down":
                         interval += SLOW_DOWN_STEP
-                        say(f"The provider asked to be asked less often; now every "
+                        say(f"The provider asked the frame to ask less often; now every "
                             f"{interval:g} s.")
                     else:
                         raise SignInEnded(exc) from None
         except SignInEnded as ended:
             raise PermanentSourceError(ended.message(), SOURCE) from None
+        except TransientSourceError as exc:     # a person is waiting: keep going
+            if str(exc) != trouble:
+                say(f"{exc}; asking again.")
+            trouble = str(exc)
         if time.monotonic() > deadline:
             raise PermanentSourceError(f"the code expired before the sign-in was finished; "
                                        f"nothing was saved; {AGAIN}", SOURCE)

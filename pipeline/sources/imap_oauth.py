@@ -120,13 +120,18 @@ class HttpCalls:
 
     def __init__(self, settings: ImapSourceConfig):
         self.timeout = settings.timeout_seconds
-        self.verify: str | None = None
-        if settings.oauth2_ca_file.strip():
-            ca_file = expand_path(settings.oauth2_ca_file.strip())
-            if not ca_file.is_file():
-                raise PermanentSourceError(f"[sources.imap] oauth2_ca_file {ca_file} does not "
-                                           "exist", SOURCE)
-            self.verify = str(ca_file)
+        self.ca_file = settings.oauth2_ca_file.strip()
+
+    @property
+    def verify(self) -> str | None:
+        """What requests should trust: ``oauth2_ca_file``, or None for its own defaults."""
+        if not self.ca_file:
+            return None
+        ca_file = expand_path(self.ca_file)
+        if not ca_file.is_file():
+            raise PermanentSourceError(f"[sources.imap] oauth2_ca_file {ca_file} does not "
+                                       "exist", SOURCE)
+        return str(ca_file)
 
     def session(self, client_id: str) -> OAuth2Session:
         session = OAuth2Session(client=DeviceClient(client_id))
@@ -237,12 +242,13 @@ class Tokens:
         """Trade the refresh token for an access token; store a rotated refresh token."""
         refresh_token = self.read_refresh_token()
         provider = self.provider
-        session = self.http.session(provider.client_id)
         body = urllib.parse.urlencode({"scope": provider.scope}) if provider.scope else ""
-        with self.http.translated(provider, "renew the access token"):
+        verify = self.http.verify
+        with self.http.session(provider.client_id) as session, \
+                self.http.translated(provider, "renew the access token"):
             answer = session.refresh_token(provider.token_url, refresh_token=refresh_token,
                                            body=body, client_id=provider.client_id,
-                                           timeout=self.http.timeout, verify=self.http.verify)
+                                           timeout=self.http.timeout, verify=verify)
         access = AccessToken.from_response(answer)
         rotated = answer.get("refresh_token")
         if rotated and rotated != refresh_token:
