@@ -394,6 +394,20 @@ def test_watch_gets_a_new_token_when_the_server_stops_taking_the_old_one(home, a
     assert "refused the cached OAuth2 access token; getting a new one" in child.output
 
 
+def test_watch_with_a_revoked_grant_stops_with_exit_1_naming_imap_auth(home, auth, dovecot):
+    auth.access_lifetime = 4.0
+    dovecot.create_folder(USER, "withdrawn")
+    config = oauth_config(home, dovecot, auth, "withdrawn", idle_seconds=600.0)
+    signed_in(home, auth)
+    with running(home, config, "watch") as child:
+        child.line_with("watch: waiting for new mail")
+        auth.revoke_refresh_tokens()
+        assert child.finish(timeout=60) == 1
+    errors = [line for line in child.lines if line.startswith("error:")]
+    assert len(errors) == 1 and "OAuth2 grant:" in errors[0], child.output
+    assert errors[0].endswith("run `frame-ingest imap-auth`")
+
+
 def test_watch_before_any_sign_in_stops_with_exit_1_naming_imap_auth(home, auth, dovecot):
     config = oauth_config(home, dovecot, auth, "INBOX")
     result = home.run("--config", config, "watch", timeout=60)
