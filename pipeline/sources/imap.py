@@ -42,7 +42,6 @@ from pipeline.items import Provenance
 from pipeline.secrets import read_secret
 from pipeline.sources import mail
 from pipeline.sources.base import FetchContext, FetchResult
-from pipeline.sources.imap_oauth import Tokens
 from pipeline.sources.imap_session import (SOURCE, BearerToken, Endpoint, LoginRefused,
                                            Session, open_session)
 from pipeline.sources.senders import SenderRules, refusal
@@ -69,7 +68,10 @@ class ImapSource:
         check_settings(settings)
         self.settings = settings
         self.endpoint = endpoint_for(settings)
-        self.tokens = Tokens(settings, state_dir) if settings.auth == "oauth2" else None
+        self.tokens = None
+        if settings.auth == "oauth2":
+            from pipeline.sources.imap_oauth import Tokens  # requests, oauthlib: only if used
+            self.tokens = Tokens(settings, state_dir)
         self.rules = SenderRules(tuple(settings.allowed_senders), settings.allow_any_sender,
                                  settings.require_authenticated_sender, settings.authserv_id)
         self.max_bytes = int(settings.max_attachment_mb * 1_000_000)
