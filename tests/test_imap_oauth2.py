@@ -46,7 +46,7 @@ def dovecot(auth):
 def fresh_faults(auth):
     """Each test starts with a provider that behaves."""
     auth.access_lifetime, auth.slow_down_answers, auth.token_endpoint_status = 3600.0, 0, 0
-    auth.denial_error = "access_denied"
+    auth.denial_error, auth.offer_complete_uri = "access_denied", True
     yield
 
 
@@ -194,7 +194,7 @@ def test_imap_auth_prints_the_address_and_code_and_saves_the_token_after_one_ima
 
 def test_imap_auth_polls_five_seconds_slower_after_slow_down(home, auth, dovecot):
     config = oauth_config(home, dovecot, auth, "INBOX")
-    auth.slow_down_answers = 1
+    auth.slow_down_answers, auth.offer_complete_uri = 1, False
     with running(home, config, "imap-auth") as child:
         code = user_code(child)
         slowed = child.line_with("less often")
@@ -203,6 +203,7 @@ def test_imap_auth_polls_five_seconds_slower_after_slow_down(home, auth, dovecot
         auth.approve(code, USER)
         assert child.finish() == 0, child.output
     assert "now every 5.1 s" in slowed
+    assert "(or open" not in child.output         # this provider gave no complete address
     assert request.polls[polls_then] - request.polls[polls_then - 1] >= 5.0
     assert "slow_down" not in child.output.replace("less often", "")
 

@@ -216,6 +216,8 @@ class Tokens:
             cached = self.cached()
             if cached is not None and cached.value != refused.value:
                 return cached                              # another process renewed it
+            with contextlib.suppress(FileNotFoundError):
+                self.access_file.unlink()                  # never offered again
             return self.refresh_locked()
 
     # --- what imap-auth uses ----------------------------------------------------------
