@@ -179,6 +179,8 @@ def command_run(config: Config, arguments) -> int:
 
 
 def command_fetch(config: Config, arguments) -> int:
+    if arguments.source:
+        config.require_enabled(arguments.source)  # before the lock: nothing touched
     return _fetch_and_gate(config, arguments, fetch=True, gate=False, only=arguments.source)
 
 
@@ -250,13 +252,14 @@ def command_check(config: Config, arguments) -> int:
 
 def command_dropbox_auth(config: Config, arguments) -> int:
     from pipeline.sources.dropbox_auth import authorize
+    config.check_rules("dropbox")
     authorize(config.dropbox, config.library.state_dir)
     return EXIT_OK
 
 
 def command_imap_auth(config: Config, arguments) -> int:
     from pipeline.sources.imap_auth import authorize
-    authorize(config.imap, config.library.state_dir, str(config.path or "built-in defaults"),
+    authorize(config.imap, config.library.state_dir, config.label,
               say=lambda line: print(line, flush=True))
     return EXIT_OK
 

@@ -353,7 +353,8 @@ def test_token_calls_trust_requests_ca_bundle_and_oauth2_ca_file_wins(home, auth
     untrusted = home.run("--config", from_env, "check",
                          extra_env={"REQUESTS_CA_BUNDLE": certifi.where()})
     assert untrusted.returncode == 1
-    assert "TLS certificate not trusted" in untrusted.stdout and "oauth2_ca_file" in untrusted.stdout
+    assert "TLS certificate not trusted" in untrusted.stdout
+    assert "oauth2_ca_file" in untrusted.stdout
     assert not cache.exists()
     configured = oauth_config(home, dovecot, auth, "INBOX", name="file.toml")
     wins = home.run("--config", configured, "check",

@@ -257,5 +257,7 @@ def test_no_command_ever_shows_or_stores_an_oauth2_token_or_code(home, oauth, oa
         assert not [secret for secret in issued if secret.encode() in data], \
             f"a token is stored in {path}"
         assert user_code.encode() not in data, f"the user code is stored in {path}"
-    assert all(stat.S_IMODE(path.stat().st_mode) == 0o600 for path in token_files)
+    assert (home.state_dir / "imap-oauth2-token").exists()  # the refused access token is gone
+    assert all(stat.S_IMODE(path.stat().st_mode) == 0o600 for path in token_files
+               if path.exists())
     assert any(path.name.startswith("store.sqlite3") for path in written_files(home, set()))

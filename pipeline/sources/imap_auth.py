@@ -55,6 +55,12 @@ def authorize(settings: ImapSourceConfig, state_dir: Path, config_label: str,
     if settings.auth != "oauth2":
         raise ConfigError(f'{config_label}: [sources.imap] auth: imap-auth signs in with '
                           f'OAuth2; set auth = "oauth2" (docs/imap.md)')
+    problems = [f"{config_label}: [sources.imap] {key}: {message}"     # enabled or not
+                for key, message in settings.auth_rules()]
+    if not settings.username:
+        problems.append(f"{config_label}: [sources.imap] username: empty")
+    if problems:
+        raise ConfigError(problems)
     tokens = Tokens(settings, state_dir)
     code = request_device_code(tokens)
     say(f"To let the frame read {settings.username}, open this address on a phone or "
