@@ -475,3 +475,13 @@ def test_with_oauth2_no_password_is_needed_and_a_bad_key_exits_2(home, auth, dov
     assert result.stderr.strip() == (
         f"error: {config}: [sources.imap] oauth2_client_id: empty; put the application "
         "(client) id of your app registration here (docs/imap.md)")
+
+
+def test_imap_auth_checks_the_oauth2_keys_of_a_source_not_yet_enabled(home, auth, dovecot):
+    config = oauth_config(home, dovecot, auth, "INBOX", enabled=False, oauth2_client_id="")
+    assert home.run("--config", config, "status").returncode == 0     # disabled: unchecked
+    result = home.run("--config", config, "imap-auth")
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"error: {config}: [sources.imap] oauth2_client_id: empty; put the application "
+        "(client) id of your app registration here (docs/imap.md)")
