@@ -51,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("check", help="check that every enabled source can be reached")
     commands.add_parser("dropbox-auth", help="link frame-ingest to a Dropbox account "
                         "(prints an address, asks for the code, saves a refresh token)")
+    commands.add_parser("imap-auth", help="sign in to an OAuth2 mailbox (Outlook.com, "
+                        "Microsoft 365): prints an address and a code for a phone")
     commands.add_parser("watch", help="stay connected to the mailbox; run when mail arrives "
                         "(polling without IMAP IDLE) until SIGTERM")
     quarantine = commands.add_parser("quarantine", help="list or restore quarantined files")
@@ -194,6 +196,13 @@ def command_dropbox_auth(config: Config, arguments) -> int:
     return EXIT_OK
 
 
+def command_imap_auth(config: Config, arguments) -> int:
+    from pipeline.sources.imap_auth import authorize
+    authorize(config.imap, config.library.state_dir, config.label,
+              say=lambda line: print(line, flush=True))
+    return EXIT_OK
+
+
 def command_quarantine(config: Config, arguments) -> int:
     from pipeline import quarantine
     if arguments.action == "list":
@@ -261,6 +270,6 @@ def command_review(config: Config, arguments) -> int:
 
 COMMANDS = {"run": command_run, "fetch": command_fetch, "gate": command_gate,
             "status": command_status, "check": command_check, "watch": command_watch,
-            "dropbox-auth": command_dropbox_auth,
+            "dropbox-auth": command_dropbox_auth, "imap-auth": command_imap_auth,
             "quarantine": command_quarantine, "resweep": command_resweep,
             "install-systemd": command_install_systemd, "review": command_review}

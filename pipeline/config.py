@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,7 @@ from pipeline.secrets import warn_if_readable_by_others
 
 ENV_CONFIG = "FRAME_INGEST_CONFIG"
 MIB = 1024 * 1024           # every *_mb key is in MiB (docs/configuration.md)
+_TENANT = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]*")     # a Microsoft tenant name, id or domain
 
 # What a rules() method yields: the key to blame, and what is wrong with it.
 Problem = tuple[str, str]
@@ -155,6 +157,16 @@ class ImapSourceConfig:
     username: str = setting("", "str")
     password_file: str = setting("", "str")       # "" = not used; ~ and $VARS expand
     password_env: str = setting("", "str")        # name of an environment variable
+    # "oauth2": sign in once with `frame-ingest imap-auth` (Outlook.com, Microsoft 365)
+    auth: str = setting("password", "str", choices=("password", "oauth2"))
+    oauth2_provider: str = setting("microsoft", "str", choices=("microsoft", "custom"))
+    oauth2_client_id: str = setting("", "str")    # the app registration's client id
+    oauth2_tenant: str = setting("consumers", "str")    # microsoft: or "organizations", an id
+    oauth2_device_url: str = setting("", "str")   # custom: RFC 8628 device authorization URL
+    oauth2_token_url: str = setting("", "str")    # custom: RFC 6749 token URL
+    oauth2_scope: str = setting("", "str")        # "" = microsoft's IMAP scope
+    oauth2_token_file: str = setting("", "str")   # "" = <state_dir>/imap-oauth2-token
+    oauth2_ca_file: str = setting("", "str")      # "" = REQUESTS_CA_BUNDLE or certifi's
     folder: str = setting("INBOX", "str")
     processed_folder: str = setting("frame-ingest/processed", "str")  # "" = leave mail in place
     mark_seen: bool = setting(True, "bool")
@@ -184,20 +196,52 @@ class ImapSourceConfig:
     def rules(self) -> Iterator[Problem]:
         """Combinations that are unsafe or cannot work."""
         if self.security == "none" and not is_loopback(self.host):
-            yield "security", (f'"none" would send the password in clear text to {self.host}; '
+            secret = "access token" if self.auth == "oauth2" else "password"
+            yield "security", (f'"none" would send the {secret} in clear text to {self.host}; '
                                f'it is only allowed for a loopback host')
         if not self.allowed_senders and not self.allow_any_sender:
             yield "allowed_senders", ("empty, so nobody could send photos; list the family's "
                                       'addresses (or "@domain"), or set allow_any_sender = true')
         if not self.username:
             yield "username", "empty"
-        if bool(self.password_file) == bool(self.password_env):
+        if self.auth == "password" and bool(self.password_file) == bool(self.password_env):
             yield "password_file", ("set exactly one of password_file and password_env ("
                                     + ("both are set)" if self.password_file else
                                        "neither is set)"))
         if self.processed_folder and \
                 self.processed_folder.replace("/", ".") == self.folder.replace("/", "."):
             yield "processed_folder", "must differ from folder"
+        yield from self.auth_rules()
+
+    def auth_rules(self) -> Iterator[Problem]:
+        """What ``auth = "oauth2"`` needs (``imap-auth`` checks these alone, before the
+        source is enabled)."""
+        if self.auth != "oauth2":
+            return
+        for key in ("password_file", "password_env"):
+            if getattr(self, key):
+                yield key, ('not used with auth = "oauth2" (the mailbox is opened with a '
+                            "token from `frame-ingest imap-auth`); remove it")
+        if not self.oauth2_client_id.strip():
+            yield "oauth2_client_id", ("empty; put the application (client) id of your app "
+                                       "registration here (docs/imap.md)")
+        if self.oauth2_provider == "microsoft":
+            if not _TENANT.fullmatch(self.oauth2_tenant):
+                yield "oauth2_tenant", ('expected "consumers" (Outlook.com), "organizations" '
+                                        "or a tenant id or domain (Microsoft 365), got "
+                                        + _show(self.oauth2_tenant))
+            for key in ("oauth2_device_url", "oauth2_token_url"):
+                if getattr(self, key):
+                    yield key, 'only used with oauth2_provider = "custom"'
+            return
+        for key in ("oauth2_device_url", "oauth2_token_url"):
+            value = getattr(self, key)
+            if not value.startswith("https://") or len(value) <= len("https://"):
+                yield key, ('expected an https:// address (oauth2_provider = "custom"), got '
+                            + _show(value))
+        if not self.oauth2_scope.strip():
+            yield "oauth2_scope", ('empty; with oauth2_provider = "custom" say which scope '
+                                   "gives IMAP access (and a refresh token)")
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,13 @@ that may put pictures on the wall.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import stat
 from pathlib import Path
+
+from pipeline.staging import fsync_directory
 
 log = logging.getLogger("frame-ingest")
 
@@ -44,3 +48,25 @@ def read_secret(path: Path, what: str, strip: str | None = None) -> str:
     text = path.read_text(encoding="utf-8").strip(strip)
     warn_if_readable_by_others(path, what)
     return text
+
+
+def write_secret_file(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` readable by the owner only, atomically and durably: a
+    reader sees the old file or the new one, never a part, and never one open to others."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    temporary = path.with_name(f".{path.name}.tmp")
+    with contextlib.suppress(FileNotFoundError):
+        temporary.unlink()
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            os.fchmod(handle.fileno(), 0o600)   # the umask may only narrow it, never widen
+            handle.write(text + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+        fsync_directory(path.parent)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        raise

@@ -11,6 +11,8 @@ renews the IDLE before servers and NAT boxes drop it. A server without IDLE is p
 The watching connection only listens: fetching goes through the normal source code on its
 own connection, so ``watch`` adds no second way of taking mail. Dropped connections are
 logged once and reconnected with a growing pause; bad credentials end the command (exit 1).
+With OAuth2 the watching connection logs in again with a new access token shortly before
+the old one expires.
 SIGTERM or SIGINT stop it at once while it waits, or after the cycle in progress.
 """
 
@@ -90,7 +92,7 @@ def _poll(seconds: float, run_cycle: Callable[[], None], stopper: Stopper) -> No
 def _watch_mailbox(config: Config, run_cycle: Callable[[], None], stopper: Stopper) -> None:
     from pipeline.sources.imap import ImapSource
 
-    source = ImapSource(config.imap)
+    source = ImapSource(config.imap, config.library.state_dir)
     pause = config.imap.retry_wait_seconds
     while not stopper.stopped:
         try:
@@ -112,7 +114,12 @@ def _watch_mailbox(config: Config, run_cycle: Callable[[], None], stopper: Stopp
 
 def _idle_loop(session, idle_seconds: float, run_cycle: Callable[[], None],
                stopper: Stopper) -> None:
-    """Cycle, then IDLE until new mail or ``idle_seconds``; repeat until stopped."""
+    """Cycle, then IDLE until new mail or ``idle_seconds``; repeat until stopped.
+
+    A login with an OAuth2 access token ages (``session.renew_at``): shortly before the
+    token expires, return, so that the caller logs in again with a new one (some servers,
+    Exchange Online among them, drop a session whose token has expired).
+    """
     announce = log.info  # once per connection; later waits only at debug level (quiet Pi)
     while not stopper.stopped:
         run_cycle()
@@ -122,6 +129,13 @@ def _idle_loop(session, idle_seconds: float, run_cycle: Callable[[], None],
         announce = log.debug
         deadline = time.monotonic() + idle_seconds
         while (remaining := deadline - time.monotonic()) > 0:
+            if session.renew_at is not None:
+                renew_in = session.renew_at - time.time()
+                if renew_in <= 0:
+                    log.info("watch: the OAuth2 access token expires soon; logging in again "
+                             "with a new one")
+                    return
+                remaining = min(remaining, renew_in)
             with stopper.waiting():
                 if session.idle_until_new_mail(remaining):
                     log.info("watch: new mail")

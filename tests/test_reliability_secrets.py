@@ -1,15 +1,18 @@
 """Secrets never leak, and secret or config files open to other users are pointed out.
 
 Every command runs at ``-v`` with known secret values (the Dropbox refresh token and the IMAP
-password, both from files and both from environment variables),
+password, both from files and both from environment variables; for an OAuth2 mailbox every
+device code, access token and refresh token the authorization server issued),
 through success and failure paths; the secrets must not appear in stdout, stderr or any
 file frame-ingest wrote (the SQLite database and its WAL included), the secret files
-themselves excepted.
+themselves excepted. The OAuth2 user code may be shown by `imap-auth` only, and is stored
+nowhere.
 """
 
 from __future__ import annotations
 
 import signal
+import stat
 import subprocess
 from pathlib import Path
 
@@ -19,6 +22,24 @@ from pipeline.cli import COMMANDS
 from tests import images, mails
 from tests.imap_helpers import read_text, wait_for
 from tests.support import crashes, scenarios
+from tests.support.dovecot import DovecotServer
+from tests.support.oauth_server import OAuthServer
+
+IMAP_USER, IMAP_PASSWORD = "frame", "Imap-Secret-Value-31337"   # the OAuth2 server's user
+
+
+@pytest.fixture(scope="module")
+def oauth():
+    with OAuthServer(interval=0.1) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def oauth_dovecot(oauth):
+    with DovecotServer(users={IMAP_USER: IMAP_PASSWORD},
+                       oauth2_introspection_url=oauth.introspection_url,
+                       oauth2_ca_file=oauth.ca_file) as server:
+        yield server
 
 
 def commands_to_try() -> list[list[str]]:
@@ -154,3 +175,77 @@ def test_an_imap_password_file_open_to_others_gets_one_warning_naming_it(home, m
         f"WARNING the IMAP password_file {imap.password_file} can be read or changed by other "
         f"users (mode 640); run: chmod 600 {imap.password_file}"]
     assert imap_password not in result.stderr + result.stdout
+
+
+def sign_in(trial: crashes.Trial, oauth: OAuthServer) -> tuple[str, str]:
+    """`imap-auth -v` with the test approving the code it prints; (output, user code)."""
+    process = subprocess.Popen(trial.argv("-v", "imap-auth"), env=trial.env(),
+                               cwd=trial.home.path, stdin=subprocess.DEVNULL, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    lines = []
+    try:
+        for line in process.stdout:
+            lines.append(line)
+            if "enter the code " in line:
+                code = line.split("enter the code ", 1)[1].strip()
+                oauth.approve(code, IMAP_USER)
+        process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, "".join(lines)
+    return "".join(lines), code
+
+
+def test_no_command_ever_shows_or_stores_an_oauth2_token_or_code(home, oauth, oauth_dovecot):
+    oauth_dovecot.append(IMAP_USER, "OAuthSecrets", mails.with_images(
+        [("IMG_3.jpg", mails.picture(952))]), create=True)
+    trial = crashes.Trial(0, home, [], "run")
+    trial.config_path.write_text(
+        "[sources.folder]\nenabled = false\n[sources.imap]\nenabled = true\n"
+        f'host = "{oauth_dovecot.host}"\nport = {oauth_dovecot.port}\nsecurity = "none"\n'
+        f'username = "{IMAP_USER}"\nfolder = "OAuthSecrets"\n'
+        f'allowed_senders = ["{mails.FAMILY}"]\nretry_wait_seconds = 0.1\n'
+        f'retry_attempts = 2\nauth = "oauth2"\noauth2_provider = "custom"\n'
+        f'oauth2_client_id = "frame-test-client"\noauth2_device_url = "{oauth.device_url}"\n'
+        f'oauth2_token_url = "{oauth.token_url}"\noauth2_scope = "imap offline_access"\n'
+        f'oauth2_ca_file = "{oauth.ca_file}"\n')
+    trial.config_path.chmod(0o600)
+    env = trial.env()
+    signed_in, user_code = sign_in(trial, oauth)
+    outputs = [("imap-auth", 0, signed_in)]
+    for arguments in commands_to_try():
+        result = subprocess.run(trial.argv("-v", *arguments), env=env, cwd=home.path,
+                                capture_output=True, text=True, timeout=60,
+                                stdin=subprocess.DEVNULL)
+        outputs.append((" ".join(arguments), result.returncode, result.stdout + result.stderr))
+    outputs.append(("watch", 0, watch_briefly(trial, env)))
+    oauth.expire_access_tokens()                 # the renewal path: refused, then refreshed
+    renewed = trial.run("-v", "check")
+    outputs.append(("check (renewed)", renewed.returncode, renewed.stdout + renewed.stderr))
+    oauth.revoke_refresh_tokens()
+    oauth.expire_access_tokens()                 # and the refused grant
+    refused = trial.run("-v", "run")
+    outputs.append(("run (revoked)", refused.returncode, refused.stdout + refused.stderr))
+    codes = {command: code for command, code, _ in outputs}
+    assert codes["run"] == 0 and codes["check (renewed)"] == 0 and codes["run (revoked)"] == 1
+    assert "frame-ingest imap-auth" in refused.stderr
+    assert home.files(home.pictures) == ["IMG_3.jpg"]
+    issued = oauth.secrets()
+    assert len(issued) >= 5                      # device code, 2+ access and 2+ refresh tokens
+    for command, code, output in outputs:
+        assert not [secret for secret in issued if secret in output], f"{command} showed a secret"
+        assert command == "imap-auth" or user_code not in output, f"{command} showed the code"
+        assert "Traceback" not in output, (command, output)
+    token_files = {home.state_dir / "imap-oauth2-token",
+                   home.state_dir / "imap-oauth2-access-token"}
+    for path in written_files(home, token_files):
+        data = path.read_bytes()
+        assert not [secret for secret in issued if secret.encode() in data], \
+            f"a token is stored in {path}"
+        assert user_code.encode() not in data, f"the user code is stored in {path}"
+    assert (home.state_dir / "imap-oauth2-token").exists()  # the refused access token is gone
+    assert all(stat.S_IMODE(path.stat().st_mode) == 0o600 for path in token_files
+               if path.exists())
+    assert any(path.name.startswith("store.sqlite3") for path in written_files(home, set()))

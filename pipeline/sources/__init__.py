@@ -22,7 +22,7 @@ def enabled_sources(config: Config, only: str | None = None) -> list:
 
     candidates = [
         ("folder", config.folder.enabled, lambda: FolderSource(config.folder)),
-        ("imap", config.imap.enabled, lambda: ImapSource(config.imap)),
+        ("imap", config.imap.enabled, lambda: ImapSource(config.imap, config.library.state_dir)),
         ("dropbox", config.dropbox.enabled, dropbox_source),
     ]
     return [build() for name, enabled, build in candidates

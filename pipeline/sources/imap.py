@@ -2,7 +2,8 @@
 
 How a fetch goes (one folder, ``[sources.imap] folder``):
 
-1. Log in (TLS verified always; ``security = "none"`` only to a loopback host).
+1. Log in (TLS verified always; ``security = "none"`` only to a loopback host) with the
+   password, or with an OAuth2 access token (``auth = "oauth2"``, see ``imap_oauth.py``).
 2. Select the folder and compare its UIDVALIDITY with the one remembered in the store. Same:
    only UIDs above the last processed one are looked at, whatever their \\Seen flag (a person
    reading the mailbox must not hide photos). Changed: the server renumbered the folder, so
@@ -35,6 +36,7 @@ import logging
 import os
 import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 from tenacity import (Retrying, retry_if_exception_type, stop_after_attempt,
                       wait_exponential_jitter)
@@ -45,7 +47,8 @@ from pipeline.items import Provenance
 from pipeline.secrets import read_secret
 from pipeline.sources import mail, mail_parts
 from pipeline.sources.base import FetchContext, FetchResult
-from pipeline.sources.imap_session import SOURCE, Endpoint, Outline, Session, open_session
+from pipeline.sources.imap_session import (SOURCE, BearerToken, Endpoint, LoginRefused,
+                                           Outline, Session, open_session)
 from pipeline.sources.mail_parts import Untrusted
 from pipeline.sources.senders import SenderRules, refusal
 from pipeline.staging import TooLarge
@@ -71,11 +74,13 @@ class Progress:
 class ImapSource:
     name = SOURCE
 
-    def __init__(self, settings: ImapSourceConfig):
+    def __init__(self, settings: ImapSourceConfig, state_dir: Path):
         self.settings = settings  # checked in config.parse_config (ImapSourceConfig.rules)
-        self.endpoint = Endpoint(settings.host, settings.port, settings.security,
-                                 settings.username, str(expand_path(settings.ca_file))
-                                 if settings.ca_file else "", settings.timeout_seconds)
+        self.endpoint = endpoint_for(settings)
+        self.tokens = None
+        if settings.auth == "oauth2":
+            from pipeline.sources.imap_oauth import Tokens  # requests, oauthlib: only if used
+            self.tokens = Tokens(settings, state_dir)
         self.rules = SenderRules(tuple(settings.allowed_senders), settings.allow_any_sender,
                                  settings.require_authenticated_sender, settings.authserv_id)
         self.max_bytes = settings.max_attachment_bytes
@@ -84,7 +89,20 @@ class ImapSource:
     # --- connecting ------------------------------------------------------------------
 
     def connect(self) -> Session:
-        return open_session(self.endpoint, read_password(self.settings))
+        """A logged-in session: with the password, or with an OAuth2 access token (a cached
+        one the server refuses before its expiry is replaced once, then tried again)."""
+        if self.tokens is None:
+            return open_session(self.endpoint, read_password(self.settings))
+        token = self.tokens.access_token()
+        try:
+            return open_session(self.endpoint, BearerToken(token.value, token.renew_at))
+        except LoginRefused:
+            if token.fresh:
+                raise
+        log.info("imap: %s refused the cached OAuth2 access token; getting a new one",
+                 self.endpoint.host)
+        token = self.tokens.renew(token)
+        return open_session(self.endpoint, BearerToken(token.value, token.renew_at))
 
     def retrying(self) -> Retrying:
         """Reconnect-and-resume policy for transient failures; each retry logged once."""
@@ -106,8 +124,10 @@ class ImapSource:
         """Log in and look for the folder, once, fetching nothing."""
         with self.connect() as session:
             info = session.select(self.settings.folder, readonly=True)
+        method = "" if session.login_method == "password" else \
+            f" with OAuth2 ({session.login_method})"
         return (f"logged in to {self.endpoint.host}:{self.endpoint.port} as "
-                f"{self.endpoint.username}; folder {self.settings.folder} holds "
+                f"{self.endpoint.username}{method}; folder {self.settings.folder} holds "
                 f"{info.exists} message(s)")
 
     # --- fetching --------------------------------------------------------------------
@@ -376,6 +396,12 @@ class ImapSource:
         with store.transaction() as tx:
             store.set_state(tx, SOURCE, f"folder:{folder}",
                             json.dumps({"uidvalidity": uidvalidity, "last_uid": uid}))
+
+
+def endpoint_for(settings: ImapSourceConfig) -> Endpoint:
+    return Endpoint(settings.host, settings.port, settings.security, settings.username,
+                    str(expand_path(settings.ca_file)) if settings.ca_file else "",
+                    settings.timeout_seconds, settings.auth)
 
 
 def read_password(settings: ImapSourceConfig) -> str:

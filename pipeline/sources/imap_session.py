@@ -4,7 +4,9 @@ Every call into imapclient goes through ``translate_errors``, the one place wher
 and socket exceptions become ``TransientSourceError`` (worth a reconnect: drops, timeouts,
 refused connections, a server saying BYE) or ``PermanentSourceError`` (needs a person: bad
 credentials, an untrusted certificate, a missing folder). Nothing above this module knows
-imaplib. Messages never contain the password: it is passed to ``login`` and forgotten.
+imaplib. Messages never contain the password or an access token: each is passed to the
+login call and forgotten. With ``auth = "oauth2"`` the login is SASL XOAUTH2, or OAUTHBEARER
+where the server offers only that (tokens come from ``imap_oauth.py``).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import contextlib
 import logging
 import socket
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterator
 
 from imapclient import DELETED, SEEN, IMAPClient
@@ -37,9 +39,23 @@ class Endpoint:
     username: str
     ca_file: str = ""
     timeout: float = 60.0
+    auth: str = "password"      # "password" | "oauth2": what a refused login asks to check
 
     def __str__(self) -> str:
         return f"{self.username}@{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class BearerToken:
+    """An OAuth2 access token to log in with; ``renew_at`` (epoch seconds) is when a
+    long-lived connection should log in again with a new one. Never shown."""
+
+    value: str = field(repr=False)
+    renew_at: float | None = None
+
+
+class LoginRefused(PermanentSourceError):
+    """Raised when the server refuses the login (password or access token)."""
 
 
 @contextlib.contextmanager
@@ -49,7 +65,13 @@ def translate_errors(action: str, endpoint: Endpoint) -> Iterator[None]:
     try:
         yield
     except LoginError:
-        raise PermanentSourceError(
+        if endpoint.auth == "oauth2":
+            raise LoginRefused(
+                f"IMAP login: {where} refused the OAuth2 access token for "
+                f"{endpoint.username}: check username (the mailbox's address) and that IMAP "
+                "is enabled for the mailbox; if it persists, run `frame-ingest imap-auth`",
+                SOURCE) from None
+        raise LoginRefused(
             f"login as {endpoint.username} at {where} refused: check username and "
             "password (password_file / password_env)", SOURCE) from None
     except CapabilityError as exc:
@@ -85,8 +107,9 @@ def translate_errors(action: str, endpoint: Endpoint) -> Iterator[None]:
                                    SOURCE) from exc
 
 
-def open_session(endpoint: Endpoint, password: str) -> "Session":
-    """Connect, secure and log in; the caller closes the session (use ``with``)."""
+def open_session(endpoint: Endpoint, credential: str | BearerToken) -> "Session":
+    """Connect, secure and log in with a password or an access token; the caller closes
+    the session (use ``with``)."""
     context = ssl.create_default_context(cafile=endpoint.ca_file or None)
     with translate_errors("connect", endpoint):
         client = IMAPClient(endpoint.host, endpoint.port, ssl=endpoint.security == "ssl",
@@ -96,11 +119,29 @@ def open_session(endpoint: Endpoint, password: str) -> "Session":
         with translate_errors("log in", endpoint):
             if endpoint.security == "starttls":
                 client.starttls(context)
-            client.login(endpoint.username, password)
+            if isinstance(credential, BearerToken):
+                session.login_method = _token_login(client, endpoint, credential.value)
+                session.renew_at = credential.renew_at
+            else:
+                client.login(endpoint.username, credential)
     except BaseException:
         session.close()
         raise
     return session
+
+
+def _token_login(client: IMAPClient, endpoint: Endpoint, token: str) -> str:
+    """SASL XOAUTH2 (what Outlook and Gmail offer), else OAUTHBEARER (RFC 7628); the name."""
+    offered = set(client.capabilities())
+    if b"AUTH=XOAUTH2" in offered:
+        client.oauth2_login(endpoint.username, token)
+        return "XOAUTH2"
+    if b"AUTH=OAUTHBEARER" in offered:
+        client.oauthbearer_login(endpoint.username, token)
+        return "OAUTHBEARER"
+    raise PermanentSourceError(f"IMAP login: {endpoint.host}:{endpoint.port} offers neither "
+                               "XOAUTH2 nor OAUTHBEARER, so it does not take OAuth2 tokens; "
+                               'use auth = "password"', SOURCE)
 
 
 @dataclass(frozen=True)
@@ -124,6 +165,8 @@ class Session:
     def __init__(self, client: IMAPClient, endpoint: Endpoint):
         self.client = client
         self.endpoint = endpoint
+        self.login_method = "password"
+        self.renew_at: float | None = None    # epoch seconds; None: the login does not age
 
     def __enter__(self) -> "Session":
         return self

@@ -62,6 +62,26 @@ START_TIMEOUT = 15.0
 STOP_TIMEOUT = 10.0
 _APPENDUID = re.compile(rb"\[APPENDUID (\d+) (\d+)\]")
 
+# With ``oauth2_introspection_url``: XOAUTH2/OAUTHBEARER logins are checked by POSTing the
+# token to that URL (RFC 7662); the answer's "active" must be true and its "username" the
+# login name.
+_OAUTH2_PASSDB = """\
+passdb {{
+  driver = oauth2
+  mechanisms = {mechanisms}
+  args = {base}/oauth2.conf
+}}
+"""
+_OAUTH2_CONF = """\
+introspection_mode = post
+introspection_url = {url}
+force_introspection = yes
+username_attribute = username
+active_attribute = active
+active_value = true
+tls_ca_cert_file = {ca_file}
+"""
+
 # dovecot.conf for one instance.  Loaded with -c, so none of /etc/dovecot is
 # read: everything not set here is a built-in default.
 _CONFIG = """\
@@ -80,7 +100,7 @@ first_valid_uid = 1
 first_valid_gid = 1
 {ssl_lines}
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = plain login{oauth2_mechanisms}
 auth_failure_delay = 0
 mail_location = maildir:~/Maildir
 mail_fsync = never
@@ -90,8 +110,9 @@ shutdown_clients = yes
 passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {base}/passwd.d/%u
+  mechanisms = plain login
 }}
-userdb {{
+{oauth2_passdb}userdb {{
   driver = static
   args = uid={uid} gid={gid} home={base}/mail/%u
 }}
@@ -199,6 +220,9 @@ class DovecotServer:
         users: dict[str, str] | None = None,
         capabilities: str | None = None,
         tls: bool = False,
+        oauth2_introspection_url: str | None = None,
+        oauth2_ca_file: str | None = None,
+        oauth2_mechanisms: str = "xoauth2 oauthbearer",
     ) -> None:
         """Describe the server; nothing is created until ``start()``.
 
@@ -209,12 +233,23 @@ class DovecotServer:
                 ``"IMAP4rev1 IDLE UIDPLUS"`` to hide MOVE.
             tls: also serve implicit TLS on ``imaps_port`` with a
                 certificate for IP 127.0.0.1 signed by a generated CA.
+            oauth2_introspection_url: also accept OAuth2 bearer tokens
+                (``oauth2_mechanisms``), validated by POSTing them to this
+                RFC 7662 introspection URL (``tests/support/oauth_server.py``);
+                ``oauth2_ca_file`` is the CA its HTTPS certificate comes from.
+            oauth2_mechanisms: the SASL mechanisms offered for tokens, e.g.
+                ``"oauthbearer"`` alone.
         """
         self.users = dict(users if users is not None else {"frame": "secret"})
         _check_credentials(self.users)
         _check_capabilities(capabilities)
         self.capabilities = capabilities
         self.tls = tls
+        if oauth2_introspection_url and not re.fullmatch(r"[a-z0-9 ]+", oauth2_mechanisms):
+            raise ValueError(f"unsupported oauth2_mechanisms: {oauth2_mechanisms!r}")
+        self.oauth2_introspection_url = oauth2_introspection_url
+        self.oauth2_ca_file = oauth2_ca_file
+        self.oauth2_mechanisms = oauth2_mechanisms
         self.host = HOST
         self.port: int | None = None
         self.imaps_port: int | None = None
@@ -324,6 +359,9 @@ class DovecotServer:
             self._write_passwd(user)
         (self.base_dir / "run").mkdir(mode=0o755)
         (self.base_dir / "state").mkdir(mode=0o755)
+        if self.oauth2_introspection_url:
+            (self.base_dir / "oauth2.conf").write_text(_OAUTH2_CONF.format(
+                url=self.oauth2_introspection_url, ca_file=self.oauth2_ca_file or ""))
         conf = self.base_dir / "dovecot.conf"
         conf.write_text(self._config())
 
@@ -384,6 +422,10 @@ class DovecotServer:
             ssl_lines=ssl_lines,
             capability=f"imap_capability = {self.capabilities}" if self.capabilities else "",
             chroot="" if as_root else "  chroot =\n",  # chroot() needs root
+            oauth2_mechanisms=f" {self.oauth2_mechanisms}" if self.oauth2_introspection_url
+            else "",
+            oauth2_passdb=_OAUTH2_PASSDB.format(base=base, mechanisms=self.oauth2_mechanisms)
+            if self.oauth2_introspection_url else "",
         )
 
     def _wait_ready(self, deadline: float) -> None:
