@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline import __version__
+from pipeline.text import one_line_record, shown
 from pipeline.config import Config, load_config
 from pipeline.errors import AlreadyRunning, ConfigError, PipelineError, SourceError
 from pipeline.ingest import Gate
@@ -117,6 +118,7 @@ def setup_logging(verbose: bool, quiet: bool) -> None:
                                                "%H:%M:%S"))
     else:
         handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    handler.addFilter(one_line_record)
     log.handlers[:] = [handler]
     log.setLevel(level)
     log.propagate = False
@@ -139,13 +141,13 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[arguments.command](config, arguments)
     except ConfigError as exc:
         for problem in exc.problems:
-            print(f"error: {problem}", file=sys.stderr)
+            print(f"error: {shown(problem)}", file=sys.stderr)
         return EXIT_USAGE
     except AlreadyRunning as exc:
-        print(f"frame-ingest: {exc}", file=sys.stderr)
+        print(f"frame-ingest: {shown(exc)}", file=sys.stderr)
         return EXIT_LOCKED
     except PipelineError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {shown(exc)}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         print("frame-ingest: interrupted; rerun to continue where it stopped", file=sys.stderr)
@@ -239,10 +241,10 @@ def command_check(config: Config, arguments) -> int:
     failures = 0
     for source in enabled_sources(config):
         try:
-            print(f"{source.name}: OK: {source.check()}")
+            print(shown(f"{source.name}: OK: {source.check()}"))
         except SourceError as exc:
             failures += 1
-            print(f"{source.name}: FAILED: {exc}")
+            print(shown(f"{source.name}: FAILED: {exc}"))
     return EXIT_FAILED if failures else EXIT_OK
 
 
@@ -266,7 +268,7 @@ def command_quarantine(config: Config, arguments) -> int:
         return EXIT_OK
     with instance_lock(config.library.state_dir), Store(config.database) as store:
         target = quarantine.restore(store, config, arguments.name)
-    print(f"restored to {target}")
+    print(f"restored to {shown(target)}")
     return EXIT_OK
 
 
@@ -279,7 +281,7 @@ def command_resweep(config: Config, arguments) -> int:
         print(json.dumps(report.to_dict()))
     elif arguments.dry_run:
         for move in report.planned:
-            print(f"would quarantine {move['path']}: {move['reason']}")
+            print(shown(f"would quarantine {move['path']}: {move['reason']}"))
     print(report.line(), file=sys.stderr)
     return EXIT_FAILED if report.errors else EXIT_OK
 

@@ -15,6 +15,7 @@ from pipeline.config import Config
 from pipeline.errors import PipelineError
 from pipeline.library import move_file, unique_target
 from pipeline.signatures import NotAnImage, sign_file
+from pipeline.text import shown
 
 log = logging.getLogger("frame-ingest")
 
@@ -101,5 +102,5 @@ def describe(entry: QuarantineEntry) -> str:
     if entry.message_id:
         subject += f" sent {entry.received or '?'} <{entry.message_id}>"
     missing = "" if entry.exists else " [file missing]"
-    return (f"{entry.name}  duplicate of {entry.duplicate_of or '?'}  "
+    return shown(f"{entry.name}  duplicate of {entry.duplicate_of or '?'}  "
             f"({entry.method}{distance})  {origin}{subject}  {entry.decided_at}{missing}")

@@ -134,6 +134,6 @@ def _write_stream(stream: BinaryIO, target: Path, max_bytes: int | None) -> tupl
 
 def _write_json(target: Path, data: dict) -> None:
     with open(target, "x", encoding="utf-8") as handle:
-        json.dump(data, handle, ensure_ascii=False, sort_keys=True)
+        json.dump(data, handle, sort_keys=True)   # ASCII: names keep non-UTF-8 bytes
         handle.flush()
         os.fsync(handle.fileno())

@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
+from pipeline import text
 from pipeline.errors import StoreError
 from pipeline.signatures import Signature, to_signed64
 
@@ -111,7 +112,7 @@ class Store:
         self.path = path
         with translate_errors("open", path):
             path.parent.mkdir(parents=True, exist_ok=True)
-            self.connection = sqlite3.connect(path, isolation_level=None, timeout=30)
+            self.connection = text.connect(path, isolation_level=None, timeout=30)
             self.connection.row_factory = sqlite3.Row
             self.connection.execute("PRAGMA journal_mode=WAL")
             self.connection.execute("PRAGMA synchronous=FULL")

@@ -1,0 +1,160 @@
+"""What ordinary machines, sync tools and people do to the inbox, the library and the state
+directory: names that are not UTF-8 or hold control characters, a sync tool renaming a new
+version over a file being staged, the same file copied again, a camera clock in the future,
+a read-only or damaged state directory, commands started at the same moment, a big drop of
+small files. Every test drives the real command line in a throwaway HOME and checks that
+nothing is lost, nothing vanishes, nothing is filed twice, and every printed event is one
+line without raw control characters.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+import time
+import unicodedata
+from pathlib import Path
+
+import pytest
+
+from tests import images
+
+LOG_LINE = re.compile(r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL) |^(run|gate|fetch|resweep)"
+                      r"( \(dry run\))?: ")
+
+
+def small_jpeg(seed: int) -> bytes:
+    return images.jpeg(images.resized(images.photo(seed), long_edge=240))
+
+
+def raw(name: bytes) -> str:
+    """A file name as Python's os functions see bytes that are not UTF-8."""
+    return os.fsdecode(name)
+
+
+def write_config(home, text: str) -> None:
+    path = home.path / ".config" / "frame-ingest" / "config.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def raw_control_characters(text: str) -> list[str]:
+    """Every control character in ``text`` that is not the line break between lines."""
+    return [character for character in text if character != "\n"
+            and (unicodedata.category(character) in ("Cc", "Cs", "Zl", "Zp")
+                 or "\u202a" <= character <= "\u202e" or "\u2066" <= character <= "\u2069")]
+
+
+def assert_clean_output(result: subprocess.CompletedProcess) -> None:
+    """No traceback, no raw control character, every stderr line a log line or a summary."""
+    for stream in (result.stdout, result.stderr):
+        assert "Traceback" not in stream, stream
+        assert raw_control_characters(stream) == [], stream
+    for line in result.stderr.splitlines():
+        assert LOG_LINE.match(line) or line.startswith(("error: ", "frame-ingest: ")) \
+            or re.match(r"^\d+ file\(s\) in quarantine$", line), line
+
+
+def store_values(home, sql: str) -> list:
+    with sqlite3.connect(home.state_dir / "store.sqlite3") as connection:
+        return [row[0] for row in connection.execute(sql)]
+
+
+# --- 1. names that are not UTF-8 --------------------------------------------------------
+
+def test_names_that_are_not_utf8_are_taken_stored_losslessly_and_shown_escaped(home):
+    inbox_name = raw(b"Fran\xe7ois.jpg")            # Latin-1, as an old zip file leaves it
+    library_name = raw(b"Gar\xe7on \xff.jpg")       # in Pictures, from a Samba share
+    home.drop(inbox_name, small_jpeg(1101))
+    home.pictures.mkdir(parents=True)
+    (home.pictures / library_name).write_bytes(small_jpeg(1102))
+
+    first = home.run("run")
+    assert first.returncode == 0, first.stderr
+    assert_clean_output(first)
+    assert home.files(home.inbox) == []
+    assert sorted(home.files(home.pictures)) == sorted(["François.jpg", library_name])
+    assert "Fran\\xe7ois.jpg" in first.stderr            # the name as it arrived, escaped
+
+    names = store_values(home, "SELECT name FROM decisions")
+    assert names == [b"Fran\xe7ois.jpg"]                  # the raw bytes, nothing lost
+    assert sorted(store_values(home, "SELECT path FROM files"), key=str) == \
+        sorted(["François.jpg", b"Gar\xe7on \xff.jpg"], key=str)
+
+    (home.pictures / raw(b"copie de Gar\xe7on.jpg")).write_bytes(small_jpeg(1102))
+    resweep = home.run("resweep")
+    assert resweep.returncode == 0, resweep.stderr
+    assert_clean_output(resweep)
+    assert len(home.files(home.quarantine)) == 1
+    assert len(home.files(home.pictures)) == 2
+
+    again = home.run("run")
+    assert again.returncode == 0 and "promoted=0" in again.stderr, again.stderr
+    for command in (["status"], ["quarantine", "list"], ["review"], ["status", "--json"]):
+        result = home.run(*command)
+        assert result.returncode == 0, (command, result.stderr)
+        assert_clean_output(result)
+    listing = home.run("quarantine", "list").stdout
+    assert "Gar\\xe7on \\xff.jpg" in listing
+    page = (home.state_dir / "review" / "index.html").read_text(encoding="utf-8")
+    assert "Gar\\xe7on \\xff.jpg" in page
+    assert raw_control_characters(page.replace("\n", "")) == []
+
+    quarantined = home.files(home.quarantine)[0]
+    restore = home.run("quarantine", "restore", Path(quarantined).name)
+    assert restore.returncode == 0, restore.stderr
+    assert_clean_output(restore)
+    assert len(home.files(home.pictures)) == 3 and home.files(home.quarantine) == []
+
+
+# --- 2. control characters in names -----------------------------------------------------
+
+CONTROL_NAMES = ["new\nline.jpg", "esc\x1b[31mred.jpg", "c1\x85\x9bnext.jpg",
+                 "carriage\rreturn.jpg", "bell\x07tab\t.jpg", "sep\u2028arator.jpg",
+                 "bidi\u202egpj.exe.jpg", "del\x7f.jpg"]
+
+
+def test_control_characters_in_names_never_break_a_printed_line(home):
+    for number, name in enumerate(CONTROL_NAMES):
+        home.drop(name, small_jpeg(1200 + number))
+    home.drop("again\nthe first.jpg", small_jpeg(1200))      # a duplicate: quarantined
+    home.pictures.mkdir(parents=True)
+    (home.pictures / "library\x1b]0;owned\x07.jpg").write_bytes(small_jpeg(1290))
+    home.drop("copy of\nlibrary.jpg", small_jpeg(1290))
+
+    result = home.run("-v", "run")
+    assert result.returncode == 0, result.stderr
+    assert_clean_output(result)
+    assert home.files(home.inbox) == []
+    assert len(home.files(home.pictures)) == len(CONTROL_NAMES) + 1
+    assert len(home.files(home.quarantine)) == 2
+    assert "new\\nline.jpg" in result.stderr and "esc\\x1b[31mred.jpg" in result.stderr
+
+    (home.pictures / "copy\nin pictures.jpg").write_bytes(small_jpeg(1201))
+    resweep = home.run("resweep")
+    assert resweep.returncode == 0, resweep.stderr
+    assert_clean_output(resweep)
+    dry = home.run("resweep", "--dry-run")
+    assert_clean_output(dry)
+
+    status = home.run("status")
+    assert_clean_output(status)
+    recent = [line for line in status.stdout.splitlines() if line.startswith("  ")]
+    assert len(recent) == 10                   # one line per decision, the last ten
+
+    listing = home.run("quarantine", "list")
+    assert_clean_output(listing)
+    entries = json.loads(home.run("quarantine", "list", "--json").stdout)
+    assert len(entries) == 3
+    assert len(listing.stdout.splitlines()) == len(entries)
+    assert "library\\x1b]0;owned\\x07.jpg" in listing.stdout
+
+    review = home.run("review")
+    assert_clean_output(review)
+    page = (home.state_dir / "review" / "index.html").read_text(encoding="utf-8")
+    assert raw_control_characters(page.replace("\n", "")) == []
+    assert "library\\x1b]0;owned\\x07.jpg" in page
