@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -158,3 +159,85 @@ def test_control_characters_in_names_never_break_a_printed_line(home):
     page = (home.state_dir / "review" / "index.html").read_text(encoding="utf-8")
     assert raw_control_characters(page.replace("\n", "")) == []
     assert "library\\x1b]0;owned\\x07.jpg" in page
+
+
+# --- 3. a sync tool renames a new version over a file being staged ----------------------
+
+def test_a_new_version_renamed_over_a_file_being_staged_stays_for_the_next_run(home):
+    original = bytes(range(256)) * (256 * 1024)              # 64 MiB: staging takes a while
+    replacement = small_jpeg(1301)
+    for attempt in range(3):
+        path = home.drop("IMG_1301.jpg", original)
+        before = os.stat(path).st_ino
+        child = subprocess.Popen([sys.executable, "-m", "pipeline", "run"], env=home.env,
+                                 cwd=home.path, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while not list((home.state_dir / "staging").glob(".tmp-*/data")):
+            assert child.poll() is None and time.monotonic() < deadline, "never staged"
+        temporary = home.inbox / ".IMG_1301.jpg.syncthing.tmp"   # what sync tools do
+        temporary.write_bytes(replacement)
+        os.utime(temporary, (time.time() - 60,) * 2)             # the sender's mtime
+        hit = os.stat(path).st_ino == before       # the original was still in the inbox
+        os.rename(temporary, path)
+        stdout, stderr = child.communicate(timeout=120)
+        assert child.returncode == 0, stderr
+        if hit:
+            break
+        shutil.rmtree(home.path / "Pictures", ignore_errors=True)   # too late: try again
+    assert hit, "the rename never landed while the file was being staged"
+    assert path.read_bytes() == replacement                  # the new version is kept
+    rejected = [home.rejected / name for name in home.files(home.rejected)]
+    assert [item.read_bytes() == original for item in rejected] == [True]  # the old one too
+    again = home.run("run")
+    assert again.returncode == 0, again.stderr
+    assert home.files(home.inbox) == []
+    assert [(home.pictures / name).read_bytes() for name in home.files(home.pictures)] == \
+        [replacement]
+
+
+# --- 4. the same file copied again ------------------------------------------------------
+
+@pytest.mark.parametrize("still_in_pictures", [False, True])
+def test_a_file_copied_again_with_the_same_name_size_and_mtime_is_filed_again(
+        home, still_in_pictures):
+    data = small_jpeg(1401)
+    path = home.drop("DSC_1401.jpg", data, age_seconds=3600)
+    stamp = os.stat(path).st_mtime_ns
+    first = home.run("run")
+    assert first.returncode == 0 and home.files(home.pictures) == ["DSC_1401.jpg"]
+    if not still_in_pictures:
+        (home.pictures / "DSC_1401.jpg").unlink()          # a person deleted it
+    path.write_bytes(data)                                  # cp -p from the camera card
+    os.utime(path, ns=(stamp, stamp))
+    second = home.run("run")
+    assert second.returncode == 0, second.stderr
+    assert home.files(home.inbox) == []
+    if still_in_pictures:
+        assert home.files(home.pictures) == ["DSC_1401.jpg"]
+        [copy] = home.files(home.quarantine)
+        assert (home.quarantine / copy).read_bytes() == data
+        assert "quarantined DSC_1401.jpg" in second.stderr
+    else:
+        assert home.files(home.pictures) == ["DSC_1401.jpg"]
+        assert (home.pictures / "DSC_1401.jpg").read_bytes() == data
+        assert "promoted DSC_1401.jpg" in second.stderr
+
+
+# --- 5. an mtime in the future ----------------------------------------------------------
+
+def test_a_file_from_a_camera_with_its_clock_in_the_future_is_taken_once_stable(home):
+    write_config(home, "[sources.folder]\nsettle_seconds = 0.5\n")
+    path = home.drop("IMG_1501.jpg", small_jpeg(1501), age_seconds=-400 * 86400)
+    first = home.run("run")
+    assert first.returncode == 0, first.stderr
+    assert home.files(home.inbox) == ["IMG_1501.jpg"]        # seen once: not yet stable
+    assert "still being written" in first.stderr
+    deadline = time.monotonic() + 30
+    while home.files(home.inbox):
+        assert time.monotonic() < deadline, "a file with a future mtime is never taken"
+        result = home.run("run")
+        assert result.returncode == 0, result.stderr
+    assert home.files(home.pictures) == ["IMG_1501.jpg"]
+    assert not path.exists()
+
