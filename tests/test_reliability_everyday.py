@@ -241,3 +241,91 @@ def test_a_file_from_a_camera_with_its_clock_in_the_future_is_taken_once_stable(
     assert home.files(home.pictures) == ["IMG_1501.jpg"]
     assert not path.exists()
 
+
+
+# --- 8. a read-only state directory, a damaged staged item -------------------------------
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a read-only tmpfs as "
+                                "the state directory needs root (CI runs as root)")
+
+
+@pytest.fixture
+def read_only_state(home):
+    """The state directory as a tmpfs of its own that a test may remount read-only."""
+    home.state_dir.mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(home.state_dir)],
+                   check=True)
+    yield home.state_dir
+    subprocess.run(["umount", str(home.state_dir)], check=True)
+
+
+@needs_root
+def test_a_read_only_state_directory_is_one_clear_line_and_loses_nothing(home,
+                                                                        read_only_state):
+    assert home.run("run").returncode == 0                # the store exists, then the
+    subprocess.run(["mount", "-o", "remount,ro", str(read_only_state)], check=True)  # card fails
+    home.drop("IMG_1801.jpg", small_jpeg(1801))
+    for command in (["run"], ["gate"], ["fetch"], ["resweep"], ["status"],
+                    ["quarantine", "list"], ["quarantine", "restore", "x.jpg"], ["review"]):
+        result = home.run(*command)
+        assert result.returncode == 1, (command, result.stderr)
+        assert "Traceback" not in result.stderr, (command, result.stderr)
+        errors = [line for line in result.stderr.splitlines() if line.startswith("error")]
+        assert len(errors) == 1 and "not writable" in errors[0] \
+            and str(read_only_state) in errors[0], (command, result.stderr)
+    assert home.files(home.inbox) == ["IMG_1801.jpg"]
+    subprocess.run(["mount", "-o", "remount,rw", str(read_only_state)], check=True)
+    assert home.run("run").returncode == 0
+    assert home.files(home.pictures) == ["IMG_1801.jpg"]
+
+
+def test_a_damaged_staged_item_is_set_aside_with_its_bytes_and_the_run_goes_on(home):
+    photos = {f"IMG_{number}.jpg": small_jpeg(number) for number in (1811, 1812, 1813)}
+    for name, data in photos.items():
+        home.drop(name, data)
+    assert home.run("fetch").returncode == 0
+    items = sorted((home.state_dir / "staging").iterdir())
+    assert len(items) == 3
+    (items[0] / "meta.json").write_bytes(b"")                       # empty
+    (items[1] / "meta.json").write_bytes(b'{"provenance": {"sou')   # cut short
+    result = home.run("run")
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    warnings = [line for line in result.stderr.splitlines() if "set aside" in line]
+    assert len(warnings) == 2, result.stderr
+    assert len(home.files(home.pictures)) == 1                      # the sound one is filed
+    aside = sorted((home.state_dir / "staging-damaged").iterdir())
+    assert sorted(path.name for path in aside) == sorted(path.name for path in items[:2])
+    kept = sorted((path / "data").read_bytes() for path in aside)
+    assert all(data in photos.values() for data in kept)
+    assert all((path / "reason.txt").read_text().startswith("meta.json unreadable")
+               for path in aside)
+    status = home.run("status")
+    assert status.returncode == 0 and "staged:      0" in status.stdout, status.stdout
+    assert home.run("run").returncode == 0
+
+
+# --- 12. commands started at the same first moment ---------------------------------------
+
+def test_commands_started_at_the_same_first_moment_all_succeed(tmp_path):
+    from tests.conftest import Home
+    failures = []
+    for trial in range(6):
+        path = tmp_path / f"home-{trial}"
+        path.mkdir()
+        env = {key: value for key, value in os.environ.items()
+               if not key.startswith(("FRAME_INGEST", "XDG_", "JOURNAL_STREAM"))}
+        env.update(HOME=str(path), PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+        home = Home(path, env)
+        home.drop("IMG_1201.jpg", small_jpeg(1201))
+        children = [subprocess.Popen([sys.executable, "-m", "pipeline", *command], env=env,
+                                     cwd=path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True)
+                    for command in (["run"], ["status"], ["quarantine", "list"], ["status"])]
+        for child, command in zip(children, ("run", "status", "quarantine", "status")):
+            stdout, stderr = child.communicate(timeout=120)
+            if child.returncode != 0 or "Traceback" in stderr:
+                failures.append((trial, command, child.returncode, stderr[-300:]))
+        if home.files(home.pictures) != ["IMG_1201.jpg"]:
+            failures.append((trial, "pictures", home.files(home.pictures)))
+    assert failures == []
