@@ -13,7 +13,9 @@ Where the file is looked up: ``--config PATH``, ``$FRAME_INGEST_CONFIG``,
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -173,6 +175,18 @@ def expand_path(text: str) -> Path:
     return Path(os.path.expandvars(os.path.expanduser(text)))
 
 
+def _unexpandable(text: str) -> str:
+    """Why ``text`` cannot expand as written ("" when it can): an unset variable would stay
+    a literal ``$VAR`` folder, an unknown ``~user`` a literal ``~user`` folder."""
+    for match in re.finditer(r"\$(\w+)|\$\{([^}]*)\}", text):
+        name = match.group(1) or match.group(2)
+        if name not in os.environ:
+            return f"${name} is not set"
+    if text.startswith("~") and os.path.expanduser(text).startswith("~"):
+        return f"{text.split('/')[0]}: no such user"
+    return ""
+
+
 def find_config_file(explicit: str | None) -> Path | None:
     """Return the configuration file to read, or None for built-in defaults."""
     if explicit:
@@ -279,20 +293,28 @@ def _check_value(raw: Any, rule: dict) -> Any:
                 or (kind == "int" and not isinstance(raw, int)):
             noun = "an integer" if kind == "int" else "a number"
             raise ValueError(f"expected {noun}, got {_show(raw)}")
+        if isinstance(raw, float) and not math.isfinite(raw):
+            raise ValueError(f"expected a number, got {raw}")
         _check_range(raw, rule)
         return float(raw) if kind == "float" else raw
     if kind == "strlist":
         if not isinstance(raw, list) or not all(isinstance(item, str) for item in raw):
             raise ValueError(f"expected a list of strings, got {_show(raw)}")
+        if any("\0" in item for item in raw):
+            raise ValueError("a NUL character cannot be in a string")
         return list(raw)
     if not isinstance(raw, str):
         raise ValueError(f"expected a string, got {_show(raw)}")
+    if "\0" in raw:
+        raise ValueError("a NUL character cannot be in a string")
     if rule["choices"] and raw not in rule["choices"]:
         allowed = ", ".join(f'"{choice}"' for choice in rule["choices"])
         raise ValueError(f"expected one of {allowed}, got {_show(raw)}")
     if kind == "path":
         if not raw.strip():
             raise ValueError("expected a path, got an empty string")
+        if problem := _unexpandable(raw):
+            raise ValueError(problem)
         return expand_path(raw)
     return raw
 

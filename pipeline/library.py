@@ -17,6 +17,7 @@ import unicodedata
 from datetime import date
 from pathlib import Path
 
+from pipeline import formats
 from pipeline.errors import LibraryError
 from pipeline.text import readable_name
 from pipeline.staging import fsync_directory
@@ -24,10 +25,7 @@ from pipeline.staging import fsync_directory
 MAX_NAME_BYTES = 200
 _WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$", *(f"COM{n}" for n in range(1, 10)),
                      *(f"LPT{n}" for n in range(1, 10))}
-EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "GIF": ".gif", "TIFF": ".tif",
-              "HEIF": ".heic", "MPO": ".jpg", "BMP": ".bmp"}
-_ACCEPTED_SUFFIXES = {"JPEG": {".jpg", ".jpeg", ".jpe", ".jfif"}, "MPO": {".jpg", ".jpeg"},
-                      "TIFF": {".tif", ".tiff"}, "HEIF": {".heic", ".heif", ".hif"}}
+EXTENSIONS, _ACCEPTED_SUFFIXES = formats.EXTENSIONS, formats.ACCEPTED_SUFFIXES
 
 
 def sanitize_name(name: str, fallback: str = "photo") -> str:
