@@ -329,3 +329,71 @@ def test_commands_started_at_the_same_first_moment_all_succeed(tmp_path):
         if home.files(home.pictures) != ["IMG_1201.jpg"]:
             failures.append((trial, "pictures", home.files(home.pictures)))
     assert failures == []
+
+
+# --- 7. formats the gate promotes are formats the library scan reads ---------------------
+
+@pytest.mark.parametrize("image_format, name", [("BMP", "scan.bmp"), ("TGA", "scan.tga"),
+                                                ("PPM", "scan.ppm"), ("TIFF", "scan.tif")])
+def test_a_second_copy_of_a_promoted_photo_in_any_format_is_quarantined(home, image_format,
+                                                                           name):
+    import io
+    buffer = io.BytesIO()
+    images.resized(images.photo(1701), long_edge=240).save(buffer, image_format)
+    home.drop(name, buffer.getvalue())
+    first = home.run("run")
+    assert first.returncode == 0 and "promoted=1" in first.stderr, first.stderr
+    home.drop("again-" + name, buffer.getvalue())
+    second = home.run("run")
+    assert second.returncode == 0, second.stderr
+    assert home.files(home.pictures) == [name]
+    assert len(home.files(home.quarantine)) == 1
+    status = json.loads(home.run("status", "--json").stdout)
+    assert status["library_files"] == 1
+
+
+def test_a_format_the_frame_does_not_list_is_rejected_with_a_reason(home):
+    import io
+    buffer = io.BytesIO()
+    images.resized(images.photo(1702), long_edge=64).save(buffer, "ICO")
+    home.drop("favicon.ico", buffer.getvalue())
+    result = home.run("run")
+    assert result.returncode == 0, result.stderr
+    assert home.files(home.pictures) == []
+    assert len(home.files(home.rejected)) == 1
+    assert "unsupported image format ICO" in result.stderr
+
+
+# --- 9. config values that cannot mean what they say ------------------------------------
+
+@pytest.mark.parametrize("text, expected", [
+    ('[library]\npictures = "$NO_SUCH_VARIABLE_11/Frame"\n',
+     "[library] pictures: $NO_SUCH_VARIABLE_11 is not set"),
+    ('[library]\nquarantine = "${NO_SUCH_VARIABLE_11}/dups"\n',
+     "[library] quarantine: $NO_SUCH_VARIABLE_11 is not set"),
+    ('[library]\nstate_dir = "~nosuchuser11/state"\n',
+     "[library] state_dir: ~nosuchuser11: no such user"),
+    ("[sources.folder]\nsettle_seconds = nan\n",
+     "[sources.folder] settle_seconds: expected a number, got nan"),
+    ("[dedupe]\nrms_threshold = inf\n", "[dedupe] rms_threshold: expected a number, got inf"),
+    ("[gate]\nmax_file_mb = -inf\n", "[gate] max_file_mb: expected a number, got -inf"),
+    ('[sources.imap]\nhost = "imap\\u0000.example.com"\n',
+     "[sources.imap] host: a NUL character cannot be in a string"),
+    ('[sources.imap]\nallowed_senders = ["a@b.example", "c\\u0000@d.example"]\n',
+     "[sources.imap] allowed_senders: a NUL character cannot be in a string"),
+    ('[library]\npictures = "/srv/fr\\u0000ame"\n',
+     "[library] pictures: a NUL character cannot be in a string"),
+])
+def test_config_values_that_cannot_mean_what_they_say_exit_2_naming_the_key(home, text,
+                                                                              expected):
+    write_config(home, text)
+    for command in (["run"], ["status"]):
+        result = home.run(*command)
+        assert result.returncode == 2, result.stderr
+        lines = result.stderr.splitlines()
+        assert len(lines) == 1 and expected in lines[0], result.stderr
+        assert "config.toml" in lines[0]
+        assert raw_control_characters(result.stderr) == []
+    assert not (home.path / "$NO_SUCH_VARIABLE_11").exists()
+    assert not any(home.path.glob("~*"))
+
