@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -132,10 +133,20 @@ class _JournalFormatter(logging.Formatter):
         return f"<{self.PRIORITY.get(record.levelno, 6)}>{record.getMessage()}"
 
 
+class Stopped(KeyboardInterrupt):
+    """SIGTERM (systemd stopping the unit, kill): unwinds like Ctrl-C, so every open
+    transaction rolls back and the next run continues where this one stopped."""
+
+
+def _stop(signum, frame) -> None:
+    raise Stopped()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     arguments = parser.parse_args(argv)
     setup_logging(arguments.verbose, arguments.quiet)
+    signal.signal(signal.SIGTERM, _stop)
     try:
         config = load_config(arguments.config)
         return COMMANDS[arguments.command](config, arguments)
@@ -149,8 +160,11 @@ def main(argv: list[str] | None = None) -> int:
     except PipelineError as exc:
         print(f"error: {shown(exc)}", file=sys.stderr)
         return EXIT_FAILED
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         print("frame-ingest: interrupted; rerun to continue where it stopped", file=sys.stderr)
+        if isinstance(exc, Stopped):    # end by the signal itself: systemd counts it clean
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
         return 130
 
 

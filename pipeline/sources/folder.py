@@ -26,6 +26,7 @@ per file), and only then are the batch's files removed from the inbox.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -46,6 +47,11 @@ log = logging.getLogger("frame-ingest")
 BATCH_FILES = 100
 BATCH_BYTES = 64 * 1024 * 1024
 SETTLING_KEY = "settling"        # source_state: relative path -> what we saw, and when
+
+
+_KINDS = {stat_module.S_IFIFO: "FIFO", stat_module.S_IFSOCK: "socket",
+          stat_module.S_IFCHR: "device", stat_module.S_IFBLK: "device",
+          stat_module.S_IFLNK: "symbolic link", stat_module.S_IFDIR: "folder"}
 
 
 def identity(status: os.stat_result) -> tuple[int, ...]:
@@ -97,7 +103,8 @@ class FolderSource:
         seen_before = self._observations(context)
         seen_now: dict[str, list] = {}
         batch, taken, batch_bytes = context.batch(), [], 0
-        for path, status in self._files():
+        others: list[str] = []
+        for path, status in self._files(others):
             relative = path.relative_to(self.inbox).as_posix()
             if not self._settled(relative, status, seen_before, seen_now):
                 result.waiting += 1
@@ -116,6 +123,11 @@ class FolderSource:
         if result.waiting:
             log.info("folder: %d file(s) still being written, left for the next run",
                      result.waiting)
+        if others:
+            result.skipped += len(others)
+            shown = ", ".join(others[:10]) + (f" and {len(others) - 10} more"
+                                               if len(others) > 10 else "")
+            log.info("folder: not a regular file, left in place: %s", shown)
         return result
 
     def _settled(self, relative: str, status: os.stat_result, seen_before: dict,
@@ -145,7 +157,11 @@ class FolderSource:
         """Stage one file through one descriptor; the Taken to acknowledge, or None."""
         try:
             descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except FileNotFoundError:
+            return None                 # taken away since the scan: nothing to do
         except OSError as exc:
+            if exc.errno == errno.ELOOP:    # a symlink put in its place since the scan
+                return None
             self._error(result, relative, exc)
             return None
         with os.fdopen(descriptor, "rb") as stream:
@@ -208,11 +224,16 @@ class FolderSource:
         log.error(message)
         result.errors.append(message)
 
-    def _files(self):
+    def _files(self, others: list[str]):
+        """(path, lstat) of every regular file; what else is there goes into ``others``
+        as "name (kind)": FIFOs, sockets, devices and symlinks are never opened."""
         walker = os.walk(self.inbox) if self.settings.recursive else \
             [(str(self.inbox), [], [entry.name for entry in os.scandir(self.inbox)])]
         for directory, folders, files in walker:
             folders[:] = sorted(folder for folder in folders if not folder.startswith("."))
+            for folder in folders:
+                if os.path.islink(os.path.join(directory, folder)):
+                    others.append(self._described(Path(directory) / folder, "symbolic link"))
             for name in sorted(files):
                 if name.startswith("."):
                     continue
@@ -220,6 +241,12 @@ class FolderSource:
                 try:
                     status = os.stat(path, follow_symlinks=False)
                 except OSError:
-                    continue
+                    continue            # gone since the folder was listed
                 if stat_module.S_ISREG(status.st_mode):
                     yield path, status
+                else:
+                    others.append(self._described(path, _KINDS.get(
+                        stat_module.S_IFMT(status.st_mode), "special file")))
+
+    def _described(self, path: Path, kind: str) -> str:
+        return f"{path.relative_to(self.inbox).as_posix()} ({kind})"
