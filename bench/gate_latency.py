@@ -53,17 +53,19 @@ def gate_latency(work: Path, corpus: Path, size: int) -> tuple[str, str, str]:
     database = work / f"gate-{size}" / "store.sqlite3"
     shutil.rmtree(database.parent, ignore_errors=True)
     started = time.perf_counter()
-    fill_store(database, size, extra=[("library/original.jpg", sign_file(original))])
+    config = parse_config({})
+    limit = config.gate.max_pixels
+    fill_store(database, size, extra=[("library/original.jpg", sign_file(original, limit))])
     built = time.perf_counter() - started
-    settings = parse_config({}).dedupe
+    settings = config.dedupe
     with Store(database) as store:
         loads = []
         for _ in range(3):
             started = time.perf_counter()
             index = SignatureIndex.from_store(store)
             loads.append(time.perf_counter() - started)
-        duplicate, duplicate_verdict = time_lookups(store, index, sign_file(copy), settings)
-        new, new_verdict = time_lookups(store, index, sign_file(other), settings)
+        duplicate, duplicate_verdict = time_lookups(store, index, sign_file(copy, limit), settings)
+        new, new_verdict = time_lookups(store, index, sign_file(other, limit), settings)
     if duplicate_verdict is not Verdict.DUPLICATE or new_verdict is not Verdict.PROMOTE:
         raise SystemExit(f"gate bench: unexpected verdicts {duplicate_verdict}, {new_verdict}")
     return (f"gate lookup, {size:,} signatures (synthetic)",

@@ -28,7 +28,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pipeline.config import load_config, parse_config  # noqa: E402
-from pipeline.duplicates import find_groups, load_library  # noqa: E402
+from pipeline.duplicates import find_groups  # noqa: E402
+from pipeline.index import SignatureIndex  # noqa: E402
 from pipeline.resweep import resweep  # noqa: E402
 from pipeline.signatures import Signature, phash_many  # noqa: E402
 from pipeline.store import Store  # noqa: E402
@@ -133,7 +134,7 @@ def bench_signatures(count: int) -> None:
     with Store(work / "store.sqlite3") as store:
         tracemalloc.start()
         started = time.monotonic()
-        library = load_library(store)
+        library = SignatureIndex.from_store(store)
         loaded = time.monotonic() - started
         groups = find_groups(store, library, settings, 7)
         seconds = time.monotonic() - started

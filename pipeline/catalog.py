@@ -111,7 +111,7 @@ def signed_files(jobs: list, workers: int) -> Iterator[tuple[LibraryFile, Signat
 
 
 def refresh(store, pictures: Path, *, exclude: list[str] = (), workers: int = 1,
-            max_pixels: int = 100_000_000,
+            max_pixels: int,
             progress: Callable[[int, int], None] | None = None) -> CatalogStats:
     """Bring the store's rows in line with the files under ``pictures``."""
     stats = CatalogStats()

@@ -25,8 +25,9 @@ from pathlib import Path
 
 from pipeline import catalog
 from pipeline.config import Config
-from pipeline.duplicates import Library, find_groups, load_library
+from pipeline.duplicates import find_groups
 from pipeline.errors import LibraryError
+from pipeline.index import SignatureIndex
 from pipeline.library import dated_folder, move_file, unique_target
 
 log = logging.getLogger("frame-ingest")
@@ -75,7 +76,7 @@ def resweep(config: Config, store, dry_run: bool = False, progress=None) -> Resw
                             progress=progress)
     report.scanned, report.signed = stats.scanned, stats.signed
     report.unchanged, report.removed = stats.unchanged, stats.removed
-    library = load_library(store)
+    library = SignatureIndex.from_store(store)
     groups = find_groups(store, library, config.dedupe, config.resweep.hash_distance,
                          store.all_overrides())
     report.groups = len(groups)
@@ -98,7 +99,7 @@ def resweep(config: Config, store, dry_run: bool = False, progress=None) -> Resw
     return report
 
 
-def plan_move(config: Config, library: Library, keeper: int, position: int, method: str,
+def plan_move(config: Config, library: SignatureIndex, keeper: int, position: int, method: str,
               distance: float) -> dict:
     """Where the duplicate goes and the decision to record, fixed before anything moves."""
     path, kept = library.paths[position], library.paths[keeper]

@@ -95,8 +95,8 @@ def render_entry(row, config: Config, output: Path) -> str:
     listed = "".join(f"<dt>{html.escape(label)}</dt><dd>{html.escape(shown(value))}</dd>"
                      for label, value in facts if value)
     return (f'<div class="entry verdict-{html.escape(row["verdict"])}">'
-            f'{figure(here, "this file", output)}'
-            f'{figure(kept, "library file", output) if kept else ""}'
+            f'{figure(here, "this file", output, config)}'
+            f'{figure(kept, "library file", output, config) if kept else ""}'
             f'<div class="facts"><dl>{listed}</dl>'
             f"<p>To undo: <code>{html.escape(undo_command(row, config))}</code></p>"
             f"</div></div>")
@@ -114,14 +114,14 @@ def undo_command(row, config: Config) -> str:
                                      str(config.library.pictures) + "/"]))
 
 
-def figure(path: Path | None, caption: str, output: Path) -> str:
-    thumb = make_thumbnail(path, output) if path else None
+def figure(path: Path | None, caption: str, output: Path, config: Config) -> str:
+    thumb = make_thumbnail(path, output, config.gate.max_pixels) if path else None
     picture = f'<img src="thumbs/{thumb}" alt="{html.escape(caption)}">' if thumb else \
         '<div class="missing">no preview</div>'
     return f"<figure>{picture}<figcaption>{html.escape(caption)}</figcaption></figure>"
 
 
-def make_thumbnail(path: Path, output: Path) -> str | None:
+def make_thumbnail(path: Path, output: Path, max_pixels: int) -> str | None:
     """A small JPEG of ``path`` in output/thumbs (reused while the file is unchanged)."""
     try:
         status = path.stat()
@@ -134,7 +134,7 @@ def make_thumbnail(path: Path, output: Path) -> str | None:
     if target.exists():
         return name
     try:
-        image, _, _, _ = decode_reduced(path.read_bytes(), 100_000_000)
+        image, _, _, _ = decode_reduced(path.read_bytes(), max_pixels)
     except (OSError, NotAnImage):
         return None
     image = ImageOps.contain(image, (THUMB_SIDE, THUMB_SIDE), Image.Resampling.BILINEAR)

@@ -73,8 +73,9 @@ class Signature:
         return np.frombuffer(self.thumb, dtype=np.uint8).reshape(THUMB, THUMB)
 
 
-def sign_file(path: Path, max_pixels: int = 100_000_000) -> Signature:
-    """Read a file once and sign it; raises NotAnImage with the reason when it is not one."""
+def sign_file(path: Path, max_pixels: int) -> Signature:
+    """Read a file once and sign it; raises NotAnImage with the reason when it is not one
+    (or when it has more than ``max_pixels``, the ``[gate] max_megapixels`` setting)."""
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -82,7 +83,7 @@ def sign_file(path: Path, max_pixels: int = 100_000_000) -> Signature:
     return sign_bytes(data, max_pixels)
 
 
-def sign_bytes(data: bytes, max_pixels: int = 100_000_000) -> Signature:
+def sign_bytes(data: bytes, max_pixels: int) -> Signature:
     """Sign an encoded image held in memory."""
     digest = hashlib.sha256(data).hexdigest()
     image, image_format, width, height = decode_reduced(data, max_pixels)
@@ -247,12 +248,6 @@ def rotations(thumb: np.ndarray) -> list[tuple[int, np.ndarray]]:
     """The thumbnail turned by 0, 90, 180 and 270 degrees counter-clockwise."""
     return [(quarter * 90, np.ascontiguousarray(np.rot90(thumb, quarter)))
             for quarter in range(4)]
-
-
-def thumb_distance(first: np.ndarray, second: np.ndarray) -> float:
-    """Root-mean-square pixel difference of two thumbnails, 0 (same) .. 1 (black vs white)."""
-    difference = first.astype(np.float32) - second.astype(np.float32)
-    return float(np.sqrt(np.mean(difference * difference)) / 255.0)
 
 
 def to_signed64(value: int) -> int:

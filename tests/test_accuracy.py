@@ -51,8 +51,9 @@ def labels(corpus) -> dict[str, dict]:
 def gate_verdicts(corpus, labels, tmp_path_factory):
     """name -> (verdict, matched library name) of every file gated against a library
     that holds the originals (an original is judged with its own bytes excluded)."""
-    signatures = {name: sign_file(corpus / name) for name in labels}
-    settings = parse_config({}).dedupe
+    config = parse_config({})
+    signatures = {name: sign_file(corpus / name, config.gate.max_pixels) for name in labels}
+    settings = config.dedupe
     database = tmp_path_factory.mktemp("store") / "store.sqlite3"
     with Store(database) as store:
         with store.transaction() as tx:

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline.duplicates import hash_candidates, Library
+from pipeline.index import SignatureIndex
 from pipeline.locking import instance_lock
-from pipeline.signatures import phash, phash_many
+from pipeline.signatures import Signature, phash, phash_many
 from pipeline.store import Store
 from tests import images
 
@@ -179,10 +179,12 @@ def test_hash_index_finds_exactly_the_pairs_a_brute_force_finds():
     for number in range(0, 600, 2):  # plant near pairs at distances 0..9
         flips = rng.choice(64, size=number % 10, replace=False)
         hashes[number + 1] = hashes[number] ^ np.uint64(sum(1 << int(bit) for bit in flips))
-    library = Library(ids=np.arange(3000), paths=[], sha256=[], hashes=hashes,
-                      means=None, sizes=None, file_bytes=None, mtime_ns=None)
+    index = SignatureIndex()
+    for number, value in enumerate(hashes.tolist()):
+        index.add(number, f"{number}.jpg", Signature(f"{number:064x}", 1, "JPEG", 1200, 800,
+                                                     (0.0,) * 3, (0.0,) * 3, value, b""))
     turned = np.stack([hashes, ~hashes, hashes, ~hashes], axis=1)
-    first, second, turn = hash_candidates(library, turned, 7)
+    first, second, turn = index.hash_pairs(turned, 7)
     found = {(a, b) for a, b, quarter in zip(first.tolist(), second.tolist(), turn.tolist())
              if quarter == 0}
     distances = np.bitwise_count(hashes[:, None] ^ hashes[None, :])

@@ -2,15 +2,36 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline.signatures import (THUMB, NotAnImage, decode_reduced, phash, rotations, sign_bytes,
-                                 thumb_distance, to_signed64, to_unsigned64)
+from pipeline.config import parse_config
+from pipeline.index import SignatureIndex
+from pipeline.matching import SIMILAR, Newcomer, Pairs
+from pipeline.signatures import (THUMB, NotAnImage, decode_reduced, phash, sign_bytes,
+                                 to_signed64, to_unsigned64)
+from pipeline.store import Store
 from tests import images
+
+LIMIT = parse_config({}).gate.max_pixels    # the default [gate] max_megapixels
+
+
+def thumbnail_distances(tmp_path, query, library, turns=(0,)) -> list[float]:
+    """The real matcher's thumbnail RMS (0..1) of ``query`` turned by each of ``turns``
+    quarter turns against ``library``, every other limit of the confirm step opened up
+    (``inf`` where the turned sides do not have the library file's aspect ratio)."""
+    opened = dataclasses.replace(parse_config({}).dedupe, thumb_rms=1.0, luma_delta=1.0,
+                                 mean_delta=1.0)
+    with Store(tmp_path / "store.sqlite3") as store:
+        with store.transaction() as tx:
+            store.put_file(tx, "library.jpg", library.size, 0, library)
+        index = SignatureIndex.from_store(store)
+        pairs = Pairs.of([0] * len(turns), [0] * len(turns), turns)
+        return SIMILAR.confirm(Newcomer(query), index, store, pairs, opened).tolist()
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +41,7 @@ def picture():
 
 def test_signature_holds_hash_size_and_statistics(picture):
     data = images.jpeg(picture)
-    signature = sign_bytes(data)
+    signature = sign_bytes(data, LIMIT)
     assert signature.sha256 == hashlib.sha256(data).hexdigest()
     assert (signature.width, signature.height, signature.format) == (1200, 800, "JPEG")
     assert len(signature.thumb) == THUMB * THUMB
@@ -31,40 +52,39 @@ def test_signature_holds_hash_size_and_statistics(picture):
 
 def test_jpeg_is_decoded_at_reduced_size(picture):
     data = images.jpeg(picture.resize((1920, 1200)))
-    image, image_format, width, height = decode_reduced(data, 10**8)
+    image, image_format, width, height = decode_reduced(data, LIMIT)
     assert image.size == (240, 150)  # decoded at 1/8 inside libjpeg, never at full size
     assert (image_format, width, height) == ("JPEG", 1920, 1200)
 
 
-def test_exif_orientation_is_honoured(picture):
-    upright = sign_bytes(images.jpeg(picture))
-    sideways = sign_bytes(images.exif_rotated(picture))
+def test_exif_orientation_is_honoured(picture, tmp_path):
+    upright = sign_bytes(images.jpeg(picture), LIMIT)
+    sideways = sign_bytes(images.exif_rotated(picture), LIMIT)
     assert (sideways.width, sideways.height) == (1200, 800)
-    assert thumb_distance(upright.thumb_array(), sideways.thumb_array()) < 0.01
+    assert thumbnail_distances(tmp_path, sideways, upright)[0] < 0.01
 
 
-def test_rotated_thumbnail_matches_one_of_four_rotations(picture):
-    upright = sign_bytes(images.jpeg(picture))
-    turned = sign_bytes(images.jpeg(picture.rotate(90, expand=True)))
-    distances = [thumb_distance(thumb, upright.thumb_array())
-                 for _, thumb in rotations(turned.thumb_array())]
+def test_rotated_thumbnail_matches_one_of_four_rotations(picture, tmp_path):
+    upright = sign_bytes(images.jpeg(picture), LIMIT)
+    turned = sign_bytes(images.jpeg(picture.rotate(90, expand=True)), LIMIT)
+    distances = thumbnail_distances(tmp_path, turned, upright, turns=(0, 1, 2, 3))
     assert min(distances) < 0.01 and max(distances) > 0.05
 
 
 def test_phash_is_stable_under_recompression_and_differs_between_photos(picture):
-    first = sign_bytes(images.jpeg(picture, quality=92))
-    again = sign_bytes(images.jpeg(picture, quality=60))
-    other = sign_bytes(images.jpeg(images.photo(22)))
+    first = sign_bytes(images.jpeg(picture, quality=92), LIMIT)
+    again = sign_bytes(images.jpeg(picture, quality=60), LIMIT)
+    other = sign_bytes(images.jpeg(images.photo(22)), LIMIT)
     assert bin(first.phash ^ again.phash).count("1") <= 4
     assert bin(first.phash ^ other.phash).count("1") >= 16
     assert phash(first.thumb_array()) == first.phash
 
 
 @pytest.mark.parametrize("maker", [images.png, images.heic])
-def test_other_formats_give_the_same_thumbnail(picture, maker):
-    reference = sign_bytes(images.jpeg(picture, quality=95))
-    other = sign_bytes(maker(picture))
-    assert thumb_distance(reference.thumb_array(), other.thumb_array()) < 0.006
+def test_other_formats_give_the_same_thumbnail(picture, maker, tmp_path):
+    reference = sign_bytes(images.jpeg(picture, quality=95), LIMIT)
+    other = sign_bytes(maker(picture), LIMIT)
+    assert thumbnail_distances(tmp_path, other, reference)[0] < 0.006
 
 
 def test_odd_modes_are_signed():
@@ -74,9 +94,9 @@ def test_odd_modes_are_signed():
     palette.info["transparency"] = 3
     for image in (cmyk, sixteen, palette):
         data = images.jpeg(image) if image.mode == "CMYK" else images.png(image)
-        signature = sign_bytes(data)
+        signature = sign_bytes(data, LIMIT)
         assert signature.width == 300
-    assert sign_bytes(images.png(sixteen)).mean[0] == pytest.approx(40000 / 257, abs=1)
+    assert sign_bytes(images.png(sixteen), LIMIT).mean[0] == pytest.approx(40000 / 257, abs=1)
 
 
 def test_animated_gif_uses_first_frame():
@@ -84,7 +104,7 @@ def test_animated_gif_uses_first_frame():
     import io
     buffer = io.BytesIO()
     frames[0].save(buffer, "GIF", save_all=True, append_images=frames[1:])
-    assert sign_bytes(buffer.getvalue()).mean[0] > 200
+    assert sign_bytes(buffer.getvalue(), LIMIT).mean[0] > 200
 
 
 @pytest.mark.parametrize("data, reason", [
@@ -94,12 +114,12 @@ def test_animated_gif_uses_first_frame():
 ])
 def test_bad_bytes_give_a_reason(data, reason):
     with pytest.raises(NotAnImage, match=reason):
-        sign_bytes(data)
+        sign_bytes(data, LIMIT)
 
 
 def test_truncated_jpeg_is_refused(picture):
     with pytest.raises(NotAnImage):
-        sign_bytes(images.corrupt_jpeg(images.jpeg(picture)))
+        sign_bytes(images.corrupt_jpeg(images.jpeg(picture)), LIMIT)
 
 
 def test_decompression_bomb_is_refused():

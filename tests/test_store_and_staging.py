@@ -6,6 +6,7 @@ import io
 
 import pytest
 
+from pipeline.config import parse_config
 from pipeline.errors import LibraryError, StoreError
 from pipeline.index import SignatureIndex
 from pipeline.items import Provenance
@@ -18,7 +19,7 @@ from tests import images
 
 @pytest.fixture(scope="module")
 def signature():
-    return sign_bytes(images.jpeg(images.photo(31)))
+    return sign_bytes(images.jpeg(images.photo(31)), parse_config({}).gate.max_pixels)
 
 
 def test_store_is_created_in_wal_mode_with_its_migrations(tmp_path):
