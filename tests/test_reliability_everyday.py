@@ -163,37 +163,76 @@ def test_control_characters_in_names_never_break_a_printed_line(home):
 
 # --- 3. a sync tool renames a new version over a file being staged ----------------------
 
+BIG = bytes(range(256)) * (256 * 1024)          # 64 MiB: staging it takes a while
+
+
+def while_staging(home, action) -> subprocess.CompletedProcess:
+    """Start ``run``, call ``action()`` while the first file is being copied into staging
+    (its ``.tmp-`` item has appeared), and return the finished run."""
+    child = subprocess.Popen([sys.executable, "-m", "pipeline", "run"], env=home.env,
+                             cwd=home.path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+    deadline = time.monotonic() + 60
+    while not list((home.state_dir / "staging").glob(".tmp-*/data")):
+        assert child.poll() is None and time.monotonic() < deadline, "never staged"
+    action()
+    stdout, stderr = child.communicate(timeout=120)
+    return subprocess.CompletedProcess(child.args, child.returncode, stdout, stderr)
+
+
 def test_a_new_version_renamed_over_a_file_being_staged_stays_for_the_next_run(home):
-    original = bytes(range(256)) * (256 * 1024)              # 64 MiB: staging takes a while
     replacement = small_jpeg(1301)
-    for attempt in range(3):
-        path = home.drop("IMG_1301.jpg", original)
-        before = os.stat(path).st_ino
-        child = subprocess.Popen([sys.executable, "-m", "pipeline", "run"], env=home.env,
-                                 cwd=home.path, stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 60
-        while not list((home.state_dir / "staging").glob(".tmp-*/data")):
-            assert child.poll() is None and time.monotonic() < deadline, "never staged"
-        temporary = home.inbox / ".IMG_1301.jpg.syncthing.tmp"   # what sync tools do
+    path = home.drop("IMG_1301.jpg", BIG)
+    original_inode = os.stat(path).st_ino
+    still_there = []
+
+    def sync_tool_renames_a_new_version_over_it():
+        temporary = home.inbox / ".IMG_1301.jpg.syncthing.tmp"
         temporary.write_bytes(replacement)
         os.utime(temporary, (time.time() - 60,) * 2)             # the sender's mtime
-        hit = os.stat(path).st_ino == before       # the original was still in the inbox
+        still_there.append(os.stat(path).st_ino == original_inode)
         os.rename(temporary, path)
-        stdout, stderr = child.communicate(timeout=120)
-        assert child.returncode == 0, stderr
-        if hit:
-            break
-        shutil.rmtree(home.path / "Pictures", ignore_errors=True)   # too late: try again
-    assert hit, "the rename never landed while the file was being staged"
+
+    result = while_staging(home, sync_tool_renames_a_new_version_over_it)
+    assert result.returncode == 0, result.stderr
+    assert still_there == [True], "the rename came after the run had finished the file"
     assert path.read_bytes() == replacement                  # the new version is kept
     rejected = [home.rejected / name for name in home.files(home.rejected)]
-    assert [item.read_bytes() == original for item in rejected] == [True]  # the old one too
+    assert [item.read_bytes() == BIG for item in rejected] == [True]   # the old one too
     again = home.run("run")
     assert again.returncode == 0, again.stderr
     assert home.files(home.inbox) == []
     assert [(home.pictures / name).read_bytes() for name in home.files(home.pictures)] == \
         [replacement]
+
+
+def test_a_file_still_written_to_while_it_is_staged_is_left_whole_for_the_next_run(home):
+    path = home.drop("VID_1302.jpg", BIG)
+
+    def the_copy_goes_on():
+        with open(path, "ab") as handle:
+            handle.write(b"more" * 1024)
+
+    result = while_staging(home, the_copy_goes_on)
+    assert result.returncode == 0, result.stderr
+    assert "changed while it was read" in result.stderr
+    assert home.files(home.inbox) == ["VID_1302.jpg"]
+    assert home.files(home.rejected) == [] and home.files(home.pictures) == []
+    assert list((home.state_dir / "staging").iterdir()) == []   # no torn copy kept
+    os.utime(path, (time.time() - 60,) * 2)                      # the copy has finished
+    again = home.run("run")
+    assert again.returncode == 0, again.stderr
+    [filed] = home.files(home.rejected)
+    assert (home.rejected / filed).read_bytes() == BIG + b"more" * 1024
+
+
+def test_a_file_taken_away_while_the_run_works_is_no_error(home):
+    home.drop("A_1303.bin", BIG)
+    later = home.drop("B_1303.jpg", small_jpeg(1303))
+    result = while_staging(home, later.unlink)
+    assert result.returncode == 0, result.stderr
+    assert "errors=0" in result.stderr and "ERROR" not in result.stderr, result.stderr
+    assert len(home.files(home.rejected)) == 1 and home.files(home.inbox) == []
 
 
 # --- 4. the same file copied again ------------------------------------------------------
