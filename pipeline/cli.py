@@ -193,6 +193,8 @@ def command_run(config: Config, arguments) -> int:
 
 
 def command_fetch(config: Config, arguments) -> int:
+    if arguments.source:
+        config.require_enabled(arguments.source)  # before the lock: nothing touched
     return _fetch_and_gate(config, arguments, fetch=True, gate=False, only=arguments.source)
 
 
@@ -264,6 +266,7 @@ def command_check(config: Config, arguments) -> int:
 
 def command_dropbox_auth(config: Config, arguments) -> int:
     from pipeline.sources.dropbox_auth import authorize
+    config.check_rules("dropbox")
     authorize(config.dropbox, config.library.state_dir)
     return EXIT_OK
 

@@ -6,6 +6,13 @@ gathers *every* problem into one ``ConfigError``, each line naming the file, the
 the key: ``config.toml: [dedupe] method: expected one of "exact", "rms", "similar", got "fast"``.
 A new section is a new dataclass plus one line in ``SECTIONS``; nothing else changes.
 
+Rules that span fields (IMAP's ``security = "none"`` only to a loopback host, Dropbox's
+``move_to`` not containing ``folder``) live in the section's ``rules()`` method, one ``if``
+per rule, each naming the key to blame. ``parse_config`` runs them for every section whose
+fields are well-formed, and for a source only when it is enabled: a disabled source is never
+talked to, so its unfinished settings harm nothing. So every problem is found before anything
+runs (exit 2), not when a source is built or fetched.
+
 Where the file is looked up: ``--config PATH``, ``$FRAME_INGEST_CONFIG``,
 ``$XDG_CONFIG_HOME/frame-ingest/config.toml`` (default ``~/.config``), else built-in defaults.
 """
@@ -13,19 +20,23 @@ Where the file is looked up: ``--config PATH``, ``$FRAME_INGEST_CONFIG``,
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import math
 import os
 import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from pipeline.errors import ConfigError
 from pipeline.secrets import warn_if_readable_by_others
 
 ENV_CONFIG = "FRAME_INGEST_CONFIG"
 MIB = 1024 * 1024           # every *_mb key is in MiB (docs/configuration.md)
+
+# What a rules() method yields: the key to blame, and what is wrong with it.
+Problem = tuple[str, str]
 
 
 def setting(default: Any, kind: str, *, choices: tuple = (), minimum: float | None = None,
@@ -43,6 +54,15 @@ class LibraryConfig:
     quarantine: Path = setting("~/DuplicatePictures", "path")
     rejected: Path = setting("~/RejectedPictures", "path")
     state_dir: Path = setting("~/.local/share/frame-ingest", "path")
+
+    def rules(self) -> Iterator[Problem]:
+        """Each folder has one job: a photo moved "to quarantine" must leave Pictures."""
+        seen: dict[Path, str] = {}
+        for key in ("pictures", "quarantine", "rejected", "state_dir"):
+            folder = getattr(self, key).resolve()
+            if folder in seen:
+                yield key, f"the same folder as {seen[folder]} ({folder}); each needs its own"
+            seen.setdefault(folder, key)
 
 
 @dataclass(frozen=True)
@@ -98,6 +118,34 @@ class DropboxSourceConfig:
     timeout_seconds: float = setting(60.0, "float", minimum=1.0, maximum=3600.0)
     retries: int = setting(4, "int", minimum=0, maximum=20)
 
+    @property
+    def folder_path(self) -> str:
+        """``folder`` in API form: "" for the whole Dropbox, else "/A/B"."""
+        return dropbox_path(self.folder)
+
+    @property
+    def move_to_path(self) -> str | None:
+        """Where ``after_ingest = "move"`` files go (API form), None for keep and delete."""
+        return dropbox_path(self.move_to) if self.after_ingest == "move" else None
+
+    @property
+    def max_file_bytes(self) -> int:
+        return int(self.max_file_mb * MIB)
+
+    def rules(self) -> Iterator[Problem]:
+        """Settings without which the source cannot work, or would ingest its own output."""
+        if not self.app_key.strip():
+            yield "app_key", ("empty: create a Dropbox app and copy its app key "
+                              "(see docs/dropbox.md)")
+        if not _is_dropbox_path(self.folder):
+            yield "folder", f'a Dropbox path starts with "/", got "{self.folder}"'
+        elif self.after_ingest == "move":
+            if not _is_dropbox_path(self.move_to):
+                yield "move_to", f'a Dropbox path starts with "/", got "{self.move_to}"'
+            elif _dropbox_contains(self.move_to_path, self.folder_path):
+                yield "move_to", (f'"{self.move_to}" must be a folder that does not contain '
+                                  f'folder "{self.folder}" (after_ingest = "move")')
+
 
 @dataclass(frozen=True)
 class ImapSourceConfig:
@@ -126,6 +174,32 @@ class ImapSourceConfig:
     retry_wait_seconds: float = setting(2.0, "float", minimum=0.0, maximum=3600.0)
     idle_seconds: float = setting(600.0, "float", minimum=1.0, maximum=1740.0)
     poll_seconds: float = setting(60.0, "float", minimum=1.0, maximum=86400.0)
+
+    @property
+    def max_attachment_bytes(self) -> int:
+        return int(self.max_attachment_mb * MIB)
+
+    @property
+    def max_message_bytes(self) -> int:
+        return int(self.max_message_mb * MIB)
+
+    def rules(self) -> Iterator[Problem]:
+        """Combinations that are unsafe or cannot work."""
+        if self.security == "none" and not is_loopback(self.host):
+            yield "security", (f'"none" would send the password in clear text to {self.host}; '
+                               f'it is only allowed for a loopback host')
+        if not self.allowed_senders and not self.allow_any_sender:
+            yield "allowed_senders", ("empty, so nobody could send photos; list the family's "
+                                      'addresses (or "@domain"), or set allow_any_sender = true')
+        if not self.username:
+            yield "username", "empty"
+        if bool(self.password_file) == bool(self.password_env):
+            yield "password_file", ("set exactly one of password_file and password_env ("
+                                    + ("both are set)" if self.password_file else
+                                       "neither is set)"))
+        if self.processed_folder and \
+                self.processed_folder.replace("/", ".") == self.folder.replace("/", "."):
+            yield "processed_folder", "must differ from folder"
 
 
 @dataclass(frozen=True)
@@ -160,6 +234,7 @@ class Config:
     dropbox: DropboxSourceConfig
     imap: ImapSourceConfig
     path: Path | None = None  # the file it came from, None for built-in defaults
+    label: str = "built-in defaults"  # how problems name it: the path, or "built-in defaults"
 
     @property
     def staging_dir(self) -> Path:
@@ -168,6 +243,22 @@ class Config:
     @property
     def database(self) -> Path:
         return self.library.state_dir / "store.sqlite3"
+
+    def require_enabled(self, source: str) -> None:
+        """Refuse a command naming a disabled source (``fetch dropbox``): its settings were
+        not checked, and "disabled" means frame-ingest does not talk to it."""
+        table = _table_of(source)
+        if not getattr(self, source).enabled:
+            raise ConfigError(f"{self.label}: [{table}] enabled: false, so frame-ingest does "
+                              f"not use this source; set enabled = true first")
+
+    def check_rules(self, attribute: str) -> None:
+        """Apply a section's cross-field rules even if it is disabled (``dropbox-auth``
+        links the account before the source is switched on)."""
+        problems = list(_rule_problems(_table_of(attribute), getattr(self, attribute),
+                                       self.label))
+        if problems:
+            raise ConfigError(problems)
 
 
 def expand_path(text: str) -> Path:
@@ -232,11 +323,50 @@ def parse_config(data: dict, label: str = "config", path: Path | None = None) ->
         if not isinstance(table, dict):
             problems.append(f"{label}: [{table_name}]: expected a table")
             table = {}
-        sections[attribute] = _build_section(section_class, table, f"{label}: [{table_name}]",
-                                             problems)
+        found = len(problems)
+        section = _build_section(section_class, table, f"{label}: [{table_name}]", problems)
+        if len(problems) == found and getattr(section, "enabled", True):
+            problems.extend(_rule_problems(table_name, section, label))
+        sections[attribute] = section
     if problems:
         raise ConfigError(problems)
-    return Config(path=path, **sections)
+    return Config(path=path, label=label, **sections)
+
+
+def _rule_problems(table_name: str, section: Any, label: str) -> Iterator[str]:
+    """The section's cross-field rules (its ``rules()`` method, if any), as problem lines."""
+    rules = getattr(section, "rules", None)
+    for key, message in rules() if rules else ():
+        yield f"{label}: [{table_name}] {key}: {message}"
+
+
+def _table_of(attribute: str) -> str:
+    return next(name for name, known, _ in SECTIONS if known == attribute)
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def dropbox_path(text: str) -> str:
+    """A configured Dropbox path in API form: "" for the root, else "/A/B" (no trailing /)."""
+    return text.strip().rstrip("/")
+
+
+def _is_dropbox_path(text: str) -> bool:
+    path = dropbox_path(text)
+    return path == "" or path.startswith("/")
+
+
+def _dropbox_contains(outer: str, inner: str) -> bool:
+    """Whether Dropbox folder ``outer`` is ``inner`` or holds it (paths are case-blind)."""
+    outer, inner = outer.lower(), inner.lower()
+    return outer == "" or inner == outer or inner.startswith(outer + "/")
 
 
 def _table_names(data: dict, prefix: str = "") -> list[str]:

@@ -170,6 +170,8 @@ def test_second_instance_exits_75(home):
     ('[dedupe]\nthreshold = 1\n', "[dedupe] threshold: unknown key"),
     ('[libary]\n', "[libary]: unknown section"),
     ('[gate\n', "not valid TOML"),
+    ('[library]\npictures = "~/Frame"\nquarantine = "$HOME/Frame/"\n',
+     "[library] quarantine: the same folder as pictures"),
 ])
 def test_bad_config_exits_2_and_touches_nothing(home, original, tmp_path, text, fragment):
     config = tmp_path / "bad.toml"

@@ -197,6 +197,38 @@ def test_unsafe_or_incomplete_settings_are_refused_before_connecting(home, serve
     assert result.returncode == 2
     assert 'security: "none" would send the password in clear text' in result.stderr
     assert "allowed_senders: empty" in result.stderr
+    assert not home.state_dir.exists()
+
+
+@pytest.mark.parametrize("keys, expected", [
+    ({"host": "mail.example.com"}, 'security: "none" would send the password in clear text'),
+    ({"allowed_senders": []}, "allowed_senders: empty, so nobody could send photos"),
+    ({"username": ""}, "username: empty"),
+    ({"password_env": "FRAME_INGEST_IMAP_PASSWORD"},
+     "password_file: set exactly one of password_file and password_env (both are set)"),
+    ({"password_file": ""},
+     "password_file: set exactly one of password_file and password_env (neither is set)"),
+    ({"processed_folder": "Rules"}, "processed_folder: must differ from folder"),
+])
+@pytest.mark.parametrize("command", ["run", "check"])
+def test_each_imap_rule_exits_2_with_one_line_and_touches_nothing(home, server, keys,
+                                                                  expected, command):
+    uid = server.append(USER, "Rules", mails.with_images([("r.jpg", mails.picture(33))]),
+                        create=True)
+    config = write_config(home, server, "Rules", **keys)
+    result = home.run("--config", config, command,
+                      extra_env={"FRAME_INGEST_IMAP_PASSWORD": PASSWORD})
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {config}: [sources.imap] {expected}")
+    assert not home.state_dir.exists() and server.flags(USER, "Rules", uid) == set()
+    assert uid in server.uids(USER, "Rules")
+
+
+def test_a_disabled_imap_source_is_not_checked(home, server):
+    config = write_config(home, server, "INBOX", enabled=False, host="mail.example.com",
+                          username="", allowed_senders=[])
+    assert home.run("--config", config, "run").returncode == 0
 
 
 def test_message_larger_than_max_message_mb_is_not_fetched_and_left_unread(home, server):

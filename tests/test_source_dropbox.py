@@ -167,7 +167,7 @@ def test_files_over_max_file_mb_are_skipped_without_downloading(linked, photos):
     linked.put("small.jpg", photos[0])
     linked.configure(max_file_mb=2)
     result = linked.run("run")
-    assert "big.jpg: 3.0 MB is over max_file_mb = 2" in result.stderr
+    assert "big.jpg: 3.0 MiB is over max_file_mb = 2" in result.stderr
     assert linked.downloads("big.jpg") == 0
     assert linked.home.files(linked.home.pictures) == ["small.jpg"]
 
@@ -402,3 +402,81 @@ def test_bad_after_ingest_value_is_a_config_error(linked):
     result = linked.run("check", expect=2)
     assert '[sources.dropbox] after_ingest: expected one of "keep", "move", "delete"' \
         in result.stderr
+
+
+# ----------------------------------------------------------------------------- config rules
+
+
+def refused_before_anything_runs(home, text: str, *arguments: str) -> str:
+    """Run with the config ``text`` (the drop folder on, holding a photo); assert exit 2 with
+    one line naming the file, and that nothing was touched. Returns that line."""
+    config = home.path / "frame-ingest.toml"
+    config.write_text(text)
+    config.chmod(0o600)         # no warning about a config file others can read
+    home.drop("IMG_0001.jpg", images.jpeg(images.photo(207)))
+    result = home.run("--config", str(config), *(arguments or ("run",)))
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {config}: [sources.dropbox] "), lines
+    assert home.files(home.inbox) == ["IMG_0001.jpg"] and not home.state_dir.exists()
+    return lines[0]
+
+
+@pytest.mark.parametrize("keys, expected", [
+    ({"folder": "Family Photos"}, 'folder: a Dropbox path starts with "/", got "Family Photos"'),
+    ({"app_key": "  "}, "app_key: empty: create a Dropbox app"),
+    ({"after_ingest": "move", "move_to": "On the frame"},
+     'move_to: a Dropbox path starts with "/", got "On the frame"'),
+    ({"after_ingest": "move", "move_to": "/family photos/"},
+     'move_to: "/family photos/" must be a folder that does not contain folder '
+     '"/Family Photos"'),
+    ({"after_ingest": "move", "move_to": "/"},
+     'move_to: "/" must be a folder that does not contain folder'),
+])
+@pytest.mark.parametrize("command", ["run", "check"])
+def test_dropbox_settings_that_cannot_work_exit_2_before_anything_runs(home, keys, expected,
+                                                                       command):
+    values = {"enabled": True, "app_key": APP_KEY, "folder": "/Family Photos", **keys}
+    text = "[sources.dropbox]\n" + "".join(f"{key} = {_toml(value)}\n"
+                                           for key, value in values.items())
+    assert expected in refused_before_anything_runs(home, text, command)
+
+
+def test_a_move_to_inside_folder_or_a_root_folder_with_move_to_is_accepted(home):
+    for folder, move_to in (("/Family Photos", "/Family Photos/On the frame"), ("/", "/Done")):
+        config = home.path / "frame-ingest.toml"
+        config.write_text(f'[sources.folder]\nenabled = false\n[sources.dropbox]\nenabled = true\n'
+                          f'app_key = "{APP_KEY}"\nfolder = "{folder}"\n'
+                          f'after_ingest = "move"\nmove_to = "{move_to}"\n')
+        result = home.run("--config", str(config), "status")
+        assert result.returncode == 0, result.stderr
+
+
+def test_a_disabled_dropbox_is_not_checked_by_run_but_fetching_it_by_name_is_refused(home):
+    text = '[sources.dropbox]\nenabled = false\napp_key = ""\nfolder = "no slash"\n'
+    line = refused_before_anything_runs(home, text, "fetch", "dropbox")
+    assert "[sources.dropbox] enabled: false, so frame-ingest does not use this source" in line
+    result = home.run("--config", str(home.path / "frame-ingest.toml"), "run")
+    assert result.returncode == 0, result.stderr
+    assert home.files(home.pictures) == ["IMG_0001.jpg"]
+
+
+def test_dropbox_auth_with_no_app_key_exits_2_even_while_dropbox_is_disabled(home):
+    line = refused_before_anything_runs(home, '[sources.dropbox]\nenabled = false\n',
+                                        "dropbox-auth")
+    assert "[sources.dropbox] app_key: empty" in line
+
+
+def test_content_hash_matches_the_sdks_across_4_mib_blocks_in_any_chunking():
+    from dropbox.content_hash import DropboxContentHasher
+
+    from pipeline.sources.dropbox_download import ContentHasher
+    data = random.Random(11).randbytes(9 * 1024 * 1024 + 5)
+    for size in (0, 1, 4 * 1024 * 1024, len(data)):
+        part = data[:size]
+        reference = DropboxContentHasher()
+        reference.update(part)
+        ours = ContentHasher()
+        for start in range(0, size, 1_000_003):
+            ours.update(part[start:start + 1_000_003])
+        assert ours.hexdigest() == reference.hexdigest(), size

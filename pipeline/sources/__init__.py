@@ -9,7 +9,10 @@ from pipeline.config import Config
 
 
 def enabled_sources(config: Config, only: str | None = None) -> list:
-    """The sources switched on in ``config`` (or just ``only``), in a fixed order."""
+    """The sources switched on in ``config`` (or just ``only``, which must be switched on:
+    ConfigError otherwise), in a fixed order."""
+    if only is not None:
+        config.require_enabled(only)
     from pipeline.sources.folder import FolderSource
     from pipeline.sources.imap import ImapSource
 
@@ -23,7 +26,7 @@ def enabled_sources(config: Config, only: str | None = None) -> list:
         ("dropbox", config.dropbox.enabled, dropbox_source),
     ]
     return [build() for name, enabled, build in candidates
-            if (enabled and only is None) or name == only]
+            if enabled and only in (None, name)]
 
 
 def source_names() -> list[str]:

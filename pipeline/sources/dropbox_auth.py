@@ -6,33 +6,32 @@ opens it on any device, allows the app and pastes back the code; the frame trade
 for a refresh token, proves the token works with one API call, and only then writes it
 (mode 0600, atomically) so that a failed attempt never replaces a working token. Access
 tokens are short-lived and renewed by the SDK from the refresh token on every run.
+
+This module is the conversation with the person and the careful write of the token; the
+SDK's flow and every call to Dropbox are in ``dropbox_session`` (``Authorization``,
+``Session``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 from typing import Callable
 
-import requests
-from dropbox import DropboxOAuth2FlowNoRedirect
-
 from pipeline.config import DropboxSourceConfig
 from pipeline.errors import PermanentSourceError
-from pipeline.sources.dropbox_connection import (REAUTHORIZE, SOURCE, Connection,
-                                                 http_session, require_app_key, token_file,
-                                                 translated, write_secret_file)
+from pipeline.sources.dropbox_session import SOURCE, Authorization, Session, token_file
+from pipeline.staging import fsync_directory
 
 
 def authorize(settings: DropboxSourceConfig, state_dir: Path,
               ask: Callable[[str], str] = input, say: Callable[[str], None] = print) -> Path:
     """Run the flow with a person at ``ask``/``say``; return where the token was written."""
-    flow = DropboxOAuth2FlowNoRedirect(require_app_key(settings), use_pkce=True,
-                                       token_access_type="offline",
-                                       timeout=settings.timeout_seconds)
-    flow.requests_session = http_session(settings)  # the flow's own session ignores ca_file
+    flow = Authorization(settings)
     say("1. Open this address in a browser and sign in to the Dropbox account that holds "
         "the shared folder:")
-    say(flow.start())
+    say(flow.address())
     say('2. Click "Allow", copy the code Dropbox shows and paste it here.')
     try:
         code = ask("Code: ").strip()
@@ -40,32 +39,37 @@ def authorize(settings: DropboxSourceConfig, state_dir: Path,
         code = ""
     if not code:
         raise PermanentSourceError("no code entered; nothing was changed", SOURCE)
-    refresh_token = _finish(flow, code)
-    connection = Connection(settings, state_dir, refresh_token=refresh_token)
-    account = connection.call("verify the new token", connection.client.users_get_current_account)
+    refresh_token = flow.refresh_token(code)
+    with Session(settings, state_dir, refresh_token=refresh_token) as session:
+        email = session.account_email("verify the new token")
     path = token_file(settings, state_dir)
     try:
         write_secret_file(path, refresh_token)
     except OSError as exc:
         raise PermanentSourceError(f"cannot write {path}: {exc.strerror}", SOURCE) from exc
-    say(f"Linked to the Dropbox account of {account.email}; refresh token written to {path} "
+    say(f"Linked to the Dropbox account of {email}; refresh token written to {path} "
         f"(readable by you only).")
     if settings.refresh_token_env:
         say(f"Note: ${settings.refresh_token_env} wins over this file whenever it is set.")
     return path
 
 
-def _finish(flow: DropboxOAuth2FlowNoRedirect, code: str) -> str:
-    """Trade the pasted code for a refresh token."""
+def write_secret_file(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` readable by the owner only, atomically and durably."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    temporary = path.with_name(f".{path.name}.tmp")
+    with contextlib.suppress(FileNotFoundError):
+        temporary.unlink()
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        with translated("exchange the code"):
-            result = flow.finish(code)
-    except requests.exceptions.HTTPError as exc:
-        status = exc.response.status_code if exc.response is not None else "?"
-        raise PermanentSourceError(f"Dropbox did not accept the code (HTTP {status}): it may be "
-                                   f"mistyped, used already or expired; {REAUTHORIZE} again",
-                                   SOURCE) from exc
-    if not result.refresh_token:
-        raise PermanentSourceError("Dropbox returned no refresh token (offline access was "
-                                   "not granted)", SOURCE)
-    return result.refresh_token
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            os.fchmod(handle.fileno(), 0o600)   # the umask may only narrow it, never widen
+            handle.write(text + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+        fsync_directory(path.parent)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        raise

@@ -2,11 +2,16 @@
 
 Why a reader object: ``Staging.stage`` copies a stream chunk by chunk into its temp
 directory and renames it into place only when the copy is complete. ``VerifiedDownload``
-hands it the response body chunk by chunk while computing the content_hash (SHA-256 over
-4 MiB blocks, ``dropbox.content_hash.DropboxContentHasher``), and at the end of the body
-raises ``ContentMismatch`` if the hash (or the length) is not what Dropbox promised, so
-``stage`` removes its temp directory and nothing half-verified ever counts as staged.
-Memory stays at about one chunk whatever the file size.
+hands it the response body chunk by chunk while computing the content_hash, and at the end
+of the body raises ``ContentMismatch`` if the hash (or the length) is not what Dropbox
+promised, so ``stage`` removes its temp directory and nothing half-verified ever counts as
+staged. Memory stays at about one chunk whatever the file size.
+
+Why this module does not import the SDK: it works on bytes only (the SDK's response body
+comes in through ``dropbox_session.Session.download``), and the content_hash is a published
+algorithm of a dozen lines (``ContentHasher``: SHA-256 of each 4 MiB block, then SHA-256 of
+the concatenated block digests), so the SDK stays behind its one boundary and this check can
+be read and tried without it.
 
 Which files are taken: the decision is made on the bytes, not the name, but only on the
 first bytes: the signature (magic number) of a format the gate can decode. A video or a
@@ -16,14 +21,15 @@ after a valid signature is staged and the gate rejects it with a reason.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Iterator
 
-from dropbox.content_hash import DropboxContentHasher
-
+from pipeline.config import MIB
 from pipeline.errors import TransientSourceError
 
-CHUNK = 1024 * 1024
+CHUNK = MIB
 SNIFF_BYTES = 16
+HASH_BLOCK = 4 * MIB
 
 # ISO base media ("ftyp") brands of HEIF/HEIC/AVIF still images (pillow-heif reads them).
 HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1",
@@ -49,6 +55,38 @@ def sniff_image_format(prefix: bytes) -> str | None:
     return None
 
 
+class ContentHasher:
+    """Dropbox's content_hash, computed as the bytes go by (any chunk sizes)."""
+
+    def __init__(self):
+        self.overall = hashlib.sha256()
+        self.block = hashlib.sha256()
+        self.block_filled = 0
+
+    def update(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            if self.block_filled == HASH_BLOCK:
+                self.overall.update(self.block.digest())
+                self.block, self.block_filled = hashlib.sha256(), 0
+            piece = view[:HASH_BLOCK - self.block_filled]
+            self.block.update(piece)
+            self.block_filled += len(piece)
+            view = view[len(piece):]
+
+    def hexdigest(self) -> str:
+        overall = self.overall.copy()
+        if self.block_filled:
+            overall.update(self.block.digest())
+        return overall.hexdigest()
+
+
+def content_hash(data: bytes) -> str:
+    hasher = ContentHasher()
+    hasher.update(data)
+    return hasher.hexdigest()
+
+
 class ContentMismatch(TransientSourceError):
     """Raised at the end of a download whose bytes do not match Dropbox's content_hash
     (or its size): the bytes were damaged on the way, so the download is retried."""
@@ -62,11 +100,15 @@ class VerifiedDownload:
         self.name = name
         self.expected_hash = expected_hash
         self.expected_size = expected_size
-        self.hasher = DropboxContentHasher()
+        self.hasher = ContentHasher()
         self.size = 0
         self.rest = rest
         self.pending = memoryview(b"")
         self._accept(first)
+
+    def peek(self, size: int) -> bytes:
+        """The next ``size`` bytes at most, without consuming them (the sniff)."""
+        return bytes(self.pending[:size])
 
     def _accept(self, chunk: bytes) -> None:
         self.hasher.update(chunk)

@@ -24,7 +24,6 @@ resumes after the last remembered UID. Wrong credentials are not retried.
 from __future__ import annotations
 
 import io
-import ipaddress
 import json
 import logging
 import os
@@ -33,9 +32,8 @@ from dataclasses import dataclass
 from tenacity import (Retrying, retry_if_exception_type, stop_after_attempt,
                       wait_exponential_jitter)
 
-from pipeline.config import ImapSourceConfig, expand_path
-from pipeline.errors import (ConfigError, PermanentSourceError, SourceError,
-                             TransientSourceError)
+from pipeline.config import MIB, ImapSourceConfig, expand_path
+from pipeline.errors import PermanentSourceError, SourceError, TransientSourceError
 from pipeline.items import Provenance
 from pipeline.secrets import read_secret
 from pipeline.sources import mail
@@ -45,7 +43,6 @@ from pipeline.sources.senders import SenderRules, refusal
 from pipeline.staging import TooLarge
 
 log = logging.getLogger("frame-ingest")
-SECTION = "[sources.imap]"
 # What became of a message: acknowledged (TAKEN: \Seen + moved; REFUSED: moved, left
 # unread) or not touched (LEFT: for a person to look at; GONE: deleted meanwhile).
 TAKEN, REFUSED, LEFT, GONE = "taken", "refused", "left", "gone"
@@ -62,15 +59,14 @@ class ImapSource:
     name = SOURCE
 
     def __init__(self, settings: ImapSourceConfig):
-        check_settings(settings)
-        self.settings = settings
+        self.settings = settings  # checked in config.parse_config (ImapSourceConfig.rules)
         self.endpoint = Endpoint(settings.host, settings.port, settings.security,
                                  settings.username, str(expand_path(settings.ca_file))
                                  if settings.ca_file else "", settings.timeout_seconds)
         self.rules = SenderRules(tuple(settings.allowed_senders), settings.allow_any_sender,
                                  settings.require_authenticated_sender, settings.authserv_id)
-        self.max_bytes = int(settings.max_attachment_mb * 1_000_000)
-        self.max_message_bytes = int(settings.max_message_mb * 1_000_000)
+        self.max_bytes = settings.max_attachment_bytes
+        self.max_message_bytes = settings.max_message_bytes
 
     # --- connecting ------------------------------------------------------------------
 
@@ -147,8 +143,8 @@ class ImapSource:
         if size is None:
             return GONE
         if size > self.max_message_bytes:
-            log.warning("imap: message %d: %.1f MB is more than max_message_mb (%g); left in "
-                        "%s unread", uid, size / 1e6, self.settings.max_message_mb,
+            log.warning("imap: message %d: %.1f MiB is more than max_message_mb (%g MiB); "
+                        "left in %s unread", uid, size / MIB, self.settings.max_message_mb,
                         self.settings.folder)
             result.skipped += 1
             return LEFT
@@ -245,32 +241,3 @@ def read_password(settings: ImapSourceConfig) -> str:
         raise PermanentSourceError(f"environment variable {settings.password_env} "
                                    "(password_env) is not set", SOURCE)
     return value
-
-
-def check_settings(settings: ImapSourceConfig) -> None:
-    """Refuse combinations that are unsafe or cannot work (exit 2, before any connection)."""
-    problems = []
-    if settings.security == "none" and not is_loopback(settings.host):
-        problems.append(f'security: "none" would send the password in clear text to '
-                        f'{settings.host}; it is only allowed for a loopback host')
-    if not settings.allowed_senders and not settings.allow_any_sender:
-        problems.append("allowed_senders: empty, so nobody could send photos; list the "
-                        "family's addresses (or \"@domain\"), or set allow_any_sender = true")
-    if not settings.username:
-        problems.append("username: empty")
-    if bool(settings.password_file) == bool(settings.password_env):
-        problems.append("set exactly one of password_file and password_env")
-    if settings.processed_folder and settings.processed_folder.replace("/", ".") == \
-            settings.folder.replace("/", "."):
-        problems.append("processed_folder: must differ from folder")
-    if problems:
-        raise ConfigError([f"{SECTION} {problem}" for problem in problems])
-
-
-def is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

@@ -28,6 +28,7 @@ from email.utils import getaddresses, parsedate_to_datetime
 
 from PIL import Image, UnidentifiedImageError
 
+from pipeline.config import MIB
 from pipeline.signatures import register_heif
 
 MAX_DEPTH = 12          # nesting of multiparts and forwarded messages
@@ -120,8 +121,8 @@ def _image_part(part: EmailMessage, index: int, min_side: int, max_bytes: int | 
         skipped.append(f"{label}: cannot decode the part: {exc}")
         return None
     if max_bytes is not None and len(data) > max_bytes:
-        skipped.append(f"{label}: {len(data) / 1e6:.1f} MB is more than max_attachment_mb "
-                       f"({max_bytes / 1e6:g} MB); not taken")
+        skipped.append(f"{label}: {len(data) / MIB:.1f} MiB is more than max_attachment_mb "
+                       f"({max_bytes / MIB:g} MiB); not taken")
         return None
     identified = identify(data)
     if identified is None:
