@@ -48,6 +48,19 @@ def setting(default: Any, kind: str, *, choices: tuple = (), minimum: float | No
     return field(default=default, metadata=rule)
 
 
+LIBRARY_FOLDERS = ("pictures", "quarantine", "rejected", "state_dir")
+
+
+def _nested(folder: Path, others: dict[Path, str]) -> str:
+    """How ``folder`` lies inside one of ``others`` (or holds one), "" when apart."""
+    for other, key in others.items():
+        if folder.is_relative_to(other):
+            return f"inside {key} ({other}); keep the folders apart"
+        if other.is_relative_to(folder):
+            return f"holds {key} ({other}); keep the folders apart"
+    return ""
+
+
 @dataclass(frozen=True)
 class LibraryConfig:
     pictures: Path = setting("~/Pictures", "path")
@@ -56,13 +69,19 @@ class LibraryConfig:
     state_dir: Path = setting("~/.local/share/frame-ingest", "path")
 
     def rules(self) -> Iterator[Problem]:
-        """Each folder has one job: a photo moved "to quarantine" must leave Pictures."""
+        """Each folder has one job: a photo moved "to quarantine" must leave Pictures, and
+        no folder may hold another (the scan of Pictures would take in the quarantine and
+        rename its files again at every resweep)."""
         seen: dict[Path, str] = {}
-        for key in ("pictures", "quarantine", "rejected", "state_dir"):
-            folder = getattr(self, key).resolve()
+        folders = {key: getattr(self, key).resolve() for key in LIBRARY_FOLDERS}
+        for key, folder in folders.items():
             if folder in seen:
                 yield key, f"the same folder as {seen[folder]} ({folder}); each needs its own"
             seen.setdefault(folder, key)
+        for key, folder in folders.items():
+            for other_key, other in folders.items():
+                if folder != other and folder.is_relative_to(other):
+                    yield key, f"inside {other_key} ({other}); keep the folders apart"
 
 
 @dataclass(frozen=True)
@@ -328,6 +347,11 @@ def parse_config(data: dict, label: str = "config", path: Path | None = None) ->
         if len(problems) == found and getattr(section, "enabled", True):
             problems.extend(_rule_problems(table_name, section, label))
         sections[attribute] = section
+    if not problems and sections["folder"].enabled:
+        folders = {getattr(sections["library"], key).resolve(): f"[library] {key}"
+                   for key in LIBRARY_FOLDERS}
+        if problem := _nested(sections["folder"].path.resolve(), folders):
+            problems.append(f"{label}: [sources.folder] path: {problem}")
     if problems:
         raise ConfigError(problems)
     return Config(path=path, label=label, **sections)

@@ -436,3 +436,27 @@ def test_config_values_that_cannot_mean_what_they_say_exit_2_naming_the_key(home
     assert not (home.path / "$NO_SUCH_VARIABLE_11").exists()
     assert not any(home.path.glob("~*"))
 
+
+
+# --- 10. quarantine or rejected inside Pictures -----------------------------------------
+
+@pytest.mark.parametrize("key, value", [
+    ("quarantine", "~/Pictures/Duplicates"), ("rejected", "~/Pictures/.rejected"),
+    ("quarantine", "~/Pictures"), ("state_dir", "~/Pictures/state"),
+    ("pictures", "~/DuplicatePictures/frame")])
+def test_a_quarantine_or_rejected_folder_inside_pictures_is_refused_at_config_time(
+        home, key, value):
+    write_config(home, f'[library]\n{key} = "{value}"\n')
+    result = home.run("run")
+    assert result.returncode == 2, result.stderr
+    [line] = result.stderr.splitlines()
+    assert "config.toml: [library]" in line and "inside" in line or "same folder" in line, line
+    assert not home.pictures.exists() or home.files(home.pictures) == []
+
+
+def test_the_drop_folder_inside_pictures_is_refused_at_config_time(home):
+    write_config(home, '[sources.folder]\npath = "~/Pictures/Inbox"\n')
+    result = home.run("run")
+    assert result.returncode == 2, result.stderr
+    [line] = result.stderr.splitlines()
+    assert "[sources.folder] path" in line and "inside" in line, line
