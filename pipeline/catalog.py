@@ -17,12 +17,12 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Callable, Iterator
 
+from pipeline.formats import SUFFIXES
 from pipeline.signatures import NotAnImage, Signature, sign_file
 
 log = logging.getLogger("frame-ingest")
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".gif", ".tif", ".tiff",
-                  ".heic", ".heif", ".hif"}
+IMAGE_SUFFIXES = SUFFIXES      # the formats the gate files (pipeline/formats.py)
 BATCH = 200
 POOL_THRESHOLD = 16     # fewer files than this are signed in-process
 WINDOW_PER_WORKER = 64  # jobs in flight per worker: bounds the results held in memory

@@ -15,10 +15,12 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
 from pipeline import __version__
+from pipeline.text import one_line_record, shown
 from pipeline.config import Config, load_config
 from pipeline.errors import AlreadyRunning, ConfigError, PipelineError, SourceError
 from pipeline.locking import instance_lock
@@ -96,6 +98,7 @@ def setup_logging(verbose: bool, quiet: bool) -> None:
                                                "%H:%M:%S"))
     else:
         handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    handler.addFilter(one_line_record)
     log.handlers[:] = [handler]
     log.setLevel(level)
     log.propagate = False
@@ -109,25 +112,38 @@ class _JournalFormatter(logging.Formatter):
         return f"<{self.PRIORITY.get(record.levelno, 6)}>{record.getMessage()}"
 
 
+class Stopped(KeyboardInterrupt):
+    """SIGTERM (systemd stopping the unit, kill): unwinds like Ctrl-C, so every open
+    transaction rolls back and the next run continues where this one stopped."""
+
+
+def _stop(signum, frame) -> None:
+    raise Stopped()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     arguments = parser.parse_args(argv)
     setup_logging(arguments.verbose, arguments.quiet)
+    signal.signal(signal.SIGTERM, _stop)
     try:
         config = load_config(arguments.config)
         return COMMANDS[arguments.command](config, arguments)
     except ConfigError as exc:
         for problem in exc.problems:
-            print(f"error: {problem}", file=sys.stderr)
+            print(f"error: {shown(problem)}", file=sys.stderr)
         return EXIT_USAGE
     except AlreadyRunning as exc:
-        print(f"frame-ingest: {exc}", file=sys.stderr)
+        print(f"frame-ingest: {shown(exc)}", file=sys.stderr)
         return EXIT_LOCKED
     except PipelineError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {shown(exc)}", file=sys.stderr)
         return EXIT_FAILED
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         print("frame-ingest: interrupted; rerun to continue where it stopped", file=sys.stderr)
+        if isinstance(exc, Stopped):    # end by the signal itself: systemd counts it clean
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
         return 130
 
 
@@ -182,10 +198,10 @@ def command_check(config: Config, arguments) -> int:
     failures = 0
     for source in enabled_sources(config):
         try:
-            print(f"{source.name}: OK: {source.check()}")
+            print(shown(f"{source.name}: OK: {source.check()}"))
         except SourceError as exc:
             failures += 1
-            print(f"{source.name}: FAILED: {exc}")
+            print(shown(f"{source.name}: FAILED: {exc}"))
     return EXIT_FAILED if failures else EXIT_OK
 
 
@@ -217,7 +233,7 @@ def command_quarantine(config: Config, arguments) -> int:
         return EXIT_OK
     with instance_lock(config.library.state_dir), Store(config.database) as store:
         target = quarantine.restore(store, config, arguments.name)
-    print(f"restored to {target}")
+    print(f"restored to {shown(target)}")
     return EXIT_OK
 
 
@@ -230,7 +246,7 @@ def command_resweep(config: Config, arguments) -> int:
         print(json.dumps(report.to_dict()))
     elif arguments.dry_run:
         for move in report.planned:
-            print(f"would quarantine {move['path']}: {move['reason']}")
+            print(shown(f"would quarantine {move['path']}: {move['reason']}"))
     print(report.line(), file=sys.stderr)
     return EXIT_FAILED if report.errors else EXIT_OK
 

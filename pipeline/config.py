@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import math
 import os
 import re
 import tomllib
@@ -48,6 +49,19 @@ def setting(default: Any, kind: str, *, choices: tuple = (), minimum: float | No
     return field(default=default, metadata=rule)
 
 
+LIBRARY_FOLDERS = ("pictures", "quarantine", "rejected", "state_dir")
+
+
+def _nested(folder: Path, others: dict[Path, str]) -> str:
+    """How ``folder`` lies inside one of ``others`` (or holds one), "" when apart."""
+    for other, key in others.items():
+        if folder.is_relative_to(other):
+            return f"inside {key} ({other}); keep the folders apart"
+        if other.is_relative_to(folder):
+            return f"holds {key} ({other}); keep the folders apart"
+    return ""
+
+
 @dataclass(frozen=True)
 class LibraryConfig:
     pictures: Path = setting("~/Pictures", "path")
@@ -56,13 +70,19 @@ class LibraryConfig:
     state_dir: Path = setting("~/.local/share/frame-ingest", "path")
 
     def rules(self) -> Iterator[Problem]:
-        """Each folder has one job: a photo moved "to quarantine" must leave Pictures."""
+        """Each folder has one job: a photo moved "to quarantine" must leave Pictures, and
+        no folder may hold another (the scan of Pictures would take in the quarantine and
+        rename its files again at every resweep)."""
         seen: dict[Path, str] = {}
-        for key in ("pictures", "quarantine", "rejected", "state_dir"):
-            folder = getattr(self, key).resolve()
+        folders = {key: getattr(self, key).resolve() for key in LIBRARY_FOLDERS}
+        for key, folder in folders.items():
             if folder in seen:
                 yield key, f"the same folder as {seen[folder]} ({folder}); each needs its own"
             seen.setdefault(folder, key)
+        for key, folder in folders.items():
+            for other_key, other in folders.items():
+                if folder != other and folder.is_relative_to(other):
+                    yield key, f"inside {other_key} ({other}); keep the folders apart"
 
 
 @dataclass(frozen=True)
@@ -308,6 +328,18 @@ def expand_path(text: str) -> Path:
     return Path(os.path.expandvars(os.path.expanduser(text)))
 
 
+def _unexpandable(text: str) -> str:
+    """Why ``text`` cannot expand as written ("" when it can): an unset variable would stay
+    a literal ``$VAR`` folder, an unknown ``~user`` a literal ``~user`` folder."""
+    for match in re.finditer(r"\$(\w+)|\$\{([^}]*)\}", text):
+        name = match.group(1) or match.group(2)
+        if name not in os.environ:
+            return f"${name} is not set"
+    if text.startswith("~") and os.path.expanduser(text).startswith("~"):
+        return f"{text.split('/')[0]}: no such user"
+    return ""
+
+
 def find_config_file(explicit: str | None) -> Path | None:
     """Return the configuration file to read, or None for built-in defaults."""
     if explicit:
@@ -358,6 +390,11 @@ def parse_config(data: dict, label: str = "config", path: Path | None = None) ->
         if len(problems) == found and getattr(section, "enabled", True):
             problems.extend(_rule_problems(table_name, section, label))
         sections[attribute] = section
+    if not problems and sections["folder"].enabled:
+        folders = {getattr(sections["library"], key).resolve(): f"[library] {key}"
+                   for key in LIBRARY_FOLDERS}
+        if problem := _nested(sections["folder"].path.resolve(), folders):
+            problems.append(f"{label}: [sources.folder] path: {problem}")
     if problems:
         raise ConfigError(problems)
     return Config(path=path, label=label, **sections)
@@ -453,20 +490,28 @@ def _check_value(raw: Any, rule: dict) -> Any:
                 or (kind == "int" and not isinstance(raw, int)):
             noun = "an integer" if kind == "int" else "a number"
             raise ValueError(f"expected {noun}, got {_show(raw)}")
+        if isinstance(raw, float) and not math.isfinite(raw):
+            raise ValueError(f"expected a number, got {raw}")
         _check_range(raw, rule)
         return float(raw) if kind == "float" else raw
     if kind == "strlist":
         if not isinstance(raw, list) or not all(isinstance(item, str) for item in raw):
             raise ValueError(f"expected a list of strings, got {_show(raw)}")
+        if any("\0" in item for item in raw):
+            raise ValueError("a NUL character cannot be in a string")
         return list(raw)
     if not isinstance(raw, str):
         raise ValueError(f"expected a string, got {_show(raw)}")
+    if "\0" in raw:
+        raise ValueError("a NUL character cannot be in a string")
     if rule["choices"] and raw not in rule["choices"]:
         allowed = ", ".join(f'"{choice}"' for choice in rule["choices"])
         raise ValueError(f"expected one of {allowed}, got {_show(raw)}")
     if kind == "path":
         if not raw.strip():
             raise ValueError("expected a path, got an empty string")
+        if problem := _unexpandable(raw):
+            raise ValueError(problem)
         return expand_path(raw)
     return raw
 

@@ -38,6 +38,14 @@ class StoreError(PipelineError):
     """Raised when the SQLite signature store cannot be used (with advice on what to check)."""
 
 
+def state_dir_unwritable(directory, exc: OSError) -> StoreError:
+    """The one line for a state directory that cannot be written (an SD card that turned
+    read-only, a full disk, wrong permissions)."""
+    return StoreError(f"state directory {directory}: not writable ({exc.strerror or exc}); "
+                      "nothing was lost: make it writable (a card that turned read-only is "
+                      "failing: copy it off) and rerun")
+
+
 class LibraryError(PipelineError):
     """Raised when a file move into Pictures, quarantine or rejected fails (disk full, read-only)."""
 

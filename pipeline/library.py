@@ -17,23 +17,22 @@ import unicodedata
 from datetime import date
 from pathlib import Path
 
+from pipeline import formats
 from pipeline.errors import LibraryError
+from pipeline.text import readable_name
 from pipeline.staging import fsync_directory
 
 MAX_NAME_BYTES = 200
 _WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$", *(f"COM{n}" for n in range(1, 10)),
                      *(f"LPT{n}" for n in range(1, 10))}
-EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "GIF": ".gif", "TIFF": ".tif",
-              "HEIF": ".heic", "MPO": ".jpg", "BMP": ".bmp"}
-_ACCEPTED_SUFFIXES = {"JPEG": {".jpg", ".jpeg", ".jpe", ".jfif"}, "MPO": {".jpg", ".jpeg"},
-                      "TIFF": {".tif", ".tiff"}, "HEIF": {".heic", ".heif", ".hif"}}
+EXTENSIONS, _ACCEPTED_SUFFIXES = formats.EXTENSIONS, formats.ACCEPTED_SUFFIXES
 
 
 def sanitize_name(name: str, fallback: str = "photo") -> str:
     """A safe single file name: no path parts, no control characters, NFC, bounded length,
     no Windows-reserved stem, no leading/trailing spaces or trailing dot (the frame's
     library may be shared to Windows machines or live on a FAT card)."""
-    name = re.split(r"[\\/]", name or "")[-1]            # drop any directory part
+    name = re.split(r"[\\/]", readable_name(name or ""))[-1]   # drop any directory part
     # control/format characters go before normalising: removing one later could leave a
     # letter and its accent side by side, which is no longer NFC
     name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C")

@@ -13,14 +13,17 @@ import os
 from pathlib import Path
 from typing import Iterator
 
-from pipeline.errors import AlreadyRunning
+from pipeline.errors import AlreadyRunning, state_dir_unwritable
 
 
 @contextlib.contextmanager
 def instance_lock(state_dir: Path, wait: bool = False) -> Iterator[None]:
-    state_dir.mkdir(parents=True, exist_ok=True)
     path = state_dir / "lock"
-    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise state_dir_unwritable(state_dir, exc) from exc
     try:
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))

@@ -20,6 +20,7 @@ from pipeline.library import unique_target
 from pipeline.moves import LibraryRow, Move, Place, Plan
 from pipeline.signatures import NotAnImage, sign_file
 from pipeline.staging import Staging
+from pipeline.text import shown
 
 log = logging.getLogger("frame-ingest")
 
@@ -125,5 +126,5 @@ def describe(entry: QuarantineEntry) -> str:
     if entry.message_id:
         subject += f" sent {entry.received or '?'} <{entry.message_id}>"
     missing = "" if entry.exists else " [file missing]"
-    return (f"{entry.name}  duplicate of {entry.duplicate_of or '?'}  "
+    return shown(f"{entry.name}  duplicate of {entry.duplicate_of or '?'}  "
             f"({entry.method}{distance})  {origin}{subject}  {entry.decided_at}{missing}")

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import html
-import shlex
 from pathlib import Path
 
 from PIL import Image, ImageOps
 
 from pipeline.config import Config
 from pipeline.signatures import NotAnImage, decode_reduced
+from pipeline.text import shell_word, shown
 
 PER_PAGE = 200
 THUMB_SIDE = 160
@@ -92,7 +92,7 @@ def render_entry(row, config: Config, output: Path) -> str:
              ("distance", distance), ("reason", row["reason"] or ""),
              ("source", row["source"] or ""), ("sender", row["sender"] or ""),
              ("subject", row["subject"] or ""), ("date", row["decided_at"])]
-    listed = "".join(f"<dt>{html.escape(label)}</dt><dd>{html.escape(str(value))}</dd>"
+    listed = "".join(f"<dt>{html.escape(label)}</dt><dd>{html.escape(shown(value))}</dd>"
                      for label, value in facts if value)
     return (f'<div class="entry verdict-{html.escape(row["verdict"])}">'
             f'{figure(here, "this file", output, config)}'
@@ -108,9 +108,10 @@ def undo_command(row, config: Config) -> str:
         words = ["frame-ingest"]
         if config.path:
             words += ["--config", str(config.path)]
-        return shlex.join(words + ["quarantine", "restore", row["path"]])
+        return " ".join(map(shell_word, words + ["quarantine", "restore", row["path"]]))
     source = config.library.rejected / row["path"]
-    return shlex.join(["mv", "-n", "--", str(source), str(config.library.pictures) + "/"])
+    return " ".join(map(shell_word, ["mv", "-n", "--", str(source),
+                                     str(config.library.pictures) + "/"]))
 
 
 def figure(path: Path | None, caption: str, output: Path, config: Config) -> str:
@@ -126,7 +127,8 @@ def make_thumbnail(path: Path, output: Path, max_pixels: int) -> str | None:
         status = path.stat()
     except OSError:
         return None
-    key = hashlib.sha256(f"{path}\0{status.st_size}\0{status.st_mtime_ns}".encode())
+    key = hashlib.sha256(f"{path}\0{status.st_size}\0{status.st_mtime_ns}"
+                         .encode("utf-8", "surrogateescape"))
     name = key.hexdigest()[:24] + ".jpg"
     target = output / "thumbs" / name
     if target.exists():

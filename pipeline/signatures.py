@@ -30,6 +30,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from pipeline.formats import FORMATS
+
 THUMB = 32                 # side of the normalised thumbnail (pixels)
 DRAFT_SIZE = (128, 128)    # ask libjpeg for the smallest DCT scale that keeps this many pixels
 HASH_SIDE = 8              # the hash keeps the HASH_SIDE x HASH_SIDE lowest frequencies
@@ -203,6 +205,8 @@ def decode_reduced(data, max_pixels: int) -> tuple[Image.Image, str, int, int]:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(data if hasattr(data, "read") else io.BytesIO(data))
             image_format = image.format or "unknown"
+            if image_format not in FORMATS:
+                raise NotAnImage(f"unsupported image format {image_format}")
             width, height = image.size
             if width * height > max_pixels:
                 raise NotAnImage(f"decompression bomb: {width}x{height} pixels is more than "

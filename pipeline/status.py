@@ -7,6 +7,7 @@ import json
 from pipeline.config import Config
 from pipeline.sources import source_names
 from pipeline.staging import Staging
+from pipeline.text import shown
 
 
 def gather_status(config: Config, store) -> dict:
@@ -49,4 +50,4 @@ def format_status(status: dict) -> str:
         lines.append(f"  {row['decided_at']} {row['verdict']:<11} {row['name']} "
                      f"({came}{subject})")
     lines.append(f"config:      {status['config']}")
-    return "\n".join(lines)
+    return "\n".join(shown(line) for line in lines)

@@ -16,11 +16,13 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
+import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
-from pipeline.errors import StoreError
+from pipeline import text
+from pipeline.errors import StoreError, state_dir_unwritable
 from pipeline.items import DecisionRecord
 from pipeline.signatures import Signature, to_signed64
 
@@ -134,9 +136,13 @@ class Store:
 
     def __init__(self, path: Path):
         self.path = path
-        with translate_errors("open", path):
+        try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self.connection = sqlite3.connect(path, isolation_level=None, timeout=30)
+            tempfile.TemporaryFile(dir=path.parent).close()
+        except OSError as exc:
+            raise state_dir_unwritable(path.parent, exc) from exc
+        with translate_errors("open", path):
+            self.connection = text.connect(path, isolation_level=None, timeout=30)
             self.connection.row_factory = sqlite3.Row
             self.connection.execute("PRAGMA journal_mode=WAL")
             self.connection.execute("PRAGMA synchronous=FULL")
@@ -153,18 +159,31 @@ class Store:
         self.connection.close()
 
     def _migrate(self) -> None:
-        self.connection.execute("CREATE TABLE IF NOT EXISTS schema_migrations ("
-                                "version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
-                                "applied_at TEXT NOT NULL)")
-        applied = {row[0] for row in self.connection.execute(
-            "SELECT version FROM schema_migrations")}
-        for version, name, migrate in MIGRATIONS:
-            if version in applied:
-                continue
-            with self.transaction():
+        """Bring the schema forward. Another command may be opening the same new store at
+        the same moment, so the check and the migrations happen in one write transaction
+        (BEGIN IMMEDIATE: one opener at a time) and the applied versions are read inside it;
+        a store already up to date is recognised with a plain read and no lock."""
+        if self._applied_versions() >= {version for version, _, _ in MIGRATIONS}:
+            return
+        with self.transaction():
+            self.connection.execute("CREATE TABLE IF NOT EXISTS schema_migrations ("
+                                    "version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+                                    "applied_at TEXT NOT NULL)")
+            applied = self._applied_versions()
+            for version, name, migrate in MIGRATIONS:
+                if version in applied:
+                    continue
                 migrate(self.connection, self.path.parent)
                 self.connection.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)",
                                         (version, name, now_iso()))
+
+    def _applied_versions(self) -> set[int]:
+        exists = self.connection.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' "
+                                         "AND name = 'schema_migrations'").fetchone()
+        if not exists:
+            return set()
+        return {row[0] for row in self.connection.execute(
+            "SELECT version FROM schema_migrations")}
 
     def schema_version(self) -> int:
         row = self.connection.execute("SELECT MAX(version) FROM schema_migrations").fetchone()

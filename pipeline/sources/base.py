@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO, Protocol
 
 from pipeline.items import Provenance, StagedItem
-from pipeline.staging import Staging
+from pipeline.staging import Staging, StagingBatch
 
 log = logging.getLogger("frame-ingest")
 
@@ -36,6 +36,11 @@ class FetchContext:
 
     def already_taken(self, provenance: Provenance) -> bool:
         return self.staging.contains(provenance) or self.store.has_origin(provenance.origin_key)
+
+    def batch(self) -> StagingBatch:
+        """Items staged together and made durable by one ``commit``: a source that stages
+        many small files acknowledges each batch only after its commit."""
+        return self.staging.batch()
 
     def stage(self, stream: BinaryIO, provenance: Provenance, **limits) -> StagedItem:
         item = self.staging.stage(stream, provenance, **limits)

@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import json
 import logging
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from pipeline.config import MIB, DropboxSourceConfig
 from pipeline.errors import PermanentSourceError, SourceError
+from pipeline.formats import SUFFIXES
 from pipeline.items import Provenance
 from pipeline.sources.base import FetchContext, FetchResult
 from pipeline.sources.dropbox_download import SNIFF_BYTES, VerifiedDownload, sniff_image_format
@@ -139,8 +140,13 @@ class DropboxSource:
 
     def _stage(self, stream: VerifiedDownload, file: RemoteFile, provenance: Provenance,
                context: FetchContext) -> str:
-        if sniff_image_format(stream.peek(SNIFF_BYTES)) is None:
-            log.info("dropbox: skipped %s: not an image (judged by its first bytes)",
+        # The first bytes are not verified yet (only the whole file is): a file named like an
+        # image is therefore always downloaded whole, verified and left to the gate, which
+        # rejects it with a reason if it is no image; only a file neither named nor starting
+        # like an image is skipped after its first chunk.
+        named_image = PurePosixPath(file.name).suffix.lower() in SUFFIXES
+        if not named_image and sniff_image_format(stream.peek(SNIFF_BYTES)) is None:
+            log.info("dropbox: skipped %s: not an image (judged by its name and first bytes)",
                      file.path_display)
             return SKIPPED
         try:

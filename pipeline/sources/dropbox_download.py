@@ -13,10 +13,11 @@ algorithm of a dozen lines (``ContentHasher``: SHA-256 of each 4 MiB block, then
 the concatenated block digests), so the SDK stays behind its one boundary and this check can
 be read and tried without it.
 
-Which files are taken: the decision is made on the bytes, not the name, but only on the
-first bytes: the signature (magic number) of a format the gate can decode. A video or a
-PDF therefore costs one chunk of download, not its whole size; an image that is corrupt
-after a valid signature is staged and the gate rejects it with a reason.
+Which files are taken: a file named like an image (a suffix of ``pipeline.formats``) is
+always downloaded whole and verified, and the gate judges it (rejected with a reason if it
+is none): its first bytes are not verified until the end, so damage there must not decide.
+Any other file is taken when its first bytes carry the signature (magic number) of a
+format the gate can decode; a video or a PDF therefore costs one chunk of download.
 """
 
 from __future__ import annotations

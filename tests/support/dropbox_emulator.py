@@ -1024,11 +1024,12 @@ class DropboxEmulator:
         ``path`` (``times=None``: always).
 
         mode "bytes": one byte of the served body is inverted; metadata stays true.
+        mode "first-byte": the same, but the very first byte (the format's signature).
         mode "metadata": the bytes are true but ``content_hash`` is wrong in
         Dropbox-API-Result, and in list_folder/get_metadata while the fault is pending.
         """
-        if mode not in ("bytes", "metadata"):
-            raise ValueError("mode must be 'bytes' or 'metadata'")
+        if mode not in ("bytes", "first-byte", "metadata"):
+            raise ValueError("mode must be 'bytes', 'first-byte' or 'metadata'")
         self._add_fault("corrupt", self._fault_path(path), times, {"mode": mode})
 
     def reset_cursors(self) -> None:
@@ -1360,7 +1361,7 @@ class DropboxEmulator:
         if corrupt is not None and corrupt.params["mode"] == "metadata":
             meta["content_hash"] = _wrong_hash(node.content_hash)
         elif corrupt is not None:
-            middle = content.size // 2
+            middle = 0 if corrupt.params["mode"] == "first-byte" else content.size // 2
             stream = _flip_one_byte(stream, start, middle if start <= middle < end else start)
         drop = self._take_fault("drop", lower)
         headers = {
