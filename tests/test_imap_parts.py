@@ -19,14 +19,15 @@ import pytest
 from pipeline.sources import mail
 from pipeline.sources.mail_parts import Base64Decoder, QuotedPrintableDecoder
 from tests import mails
-from tests.imap_helpers import PASSWORD, wait_for, write_config
-from tests.support.dovecot import DovecotServer
+from tests.imap_helpers import wait_for, write_config
+from tests.support.dovecot import DovecotServer, Mailbox
 
-USER = "frame"
+USER, PASSWORD = "frame", "Parts-Passw0rd"
 
 
 @pytest.fixture(scope="module")
 def server():
+    """A Dovecot of this module's own: the tests read its logout lines for the bytes sent."""
     with DovecotServer(users={USER: PASSWORD}) as instance:
         yield instance
 
@@ -81,7 +82,7 @@ def test_a_photo_beside_a_huge_video_is_taken_and_the_video_never_downloaded(hom
     raw = letter.as_bytes()
     server.append(USER, "video", raw, create=True)
     # the message is far over max_message_mb: that limit is for what would be downloaded
-    config = write_config(home, server, "video", max_message_mb=5)
+    config = write_config(home, Mailbox(server, USER), "video", max_message_mb=5)
     log, sent = run_measured(home, server, config, "run")
     assert home.files(home.pictures) == ["photo.jpg"], log
     assert (home.pictures / "photo.jpg").read_bytes() == photo
@@ -98,7 +99,7 @@ def test_the_text_body_and_parts_taken_before_are_not_downloaded_again(home, ser
                           filename="garden.jpg")
     raw = letter.as_bytes()
     server.append(USER, "letter", raw, create=True)
-    config = write_config(home, server, "letter", processed_folder="", mark_seen=False)
+    config = write_config(home, Mailbox(server, USER), "letter", processed_folder="", mark_seen=False)
     _, sent = run_measured(home, server, config, "fetch", "imap")
     assert list(staged_origins(home).values()) == ["garden.jpg"]
     assert sent < len(raw) / 5, sent
@@ -113,7 +114,7 @@ def test_the_text_body_and_parts_taken_before_are_not_downloaded_again(home, ser
 def test_parts_keep_the_numbers_of_the_whole_message_reading(home, server):
     raw = mails.kitchen_sink()
     server.append(USER, "numbers", raw, create=True)
-    config = write_config(home, server, "numbers")
+    config = write_config(home, Mailbox(server, USER), "numbers")
     log, _ = run_measured(home, server, config, "fetch", "imap")
     assert "reading it whole" not in log
     contents = mail.extract(raw, min_side=200)
@@ -133,7 +134,7 @@ def test_a_forwarded_message_that_is_only_a_photo_is_found_as_read_whole(home, s
                          filename="after.jpg")
     raw = outer.as_bytes()
     server.append(USER, "forward", raw, create=True)
-    config = write_config(home, server, "forward")
+    config = write_config(home, Mailbox(server, USER), "forward")
     log, _ = run_measured(home, server, config, "fetch", "imap")
     assert "reading it whole" not in log
     contents = mail.extract(raw)
@@ -153,7 +154,7 @@ def test_quoted_printable_and_multi_chunk_base64_parts_arrive_bit_for_bit(home, 
     letter.add_attachment(small, maintype="application", subtype="octet-stream",
                           filename="IMG_2.JPG", cte="quoted-printable")
     server.append(USER, "encodings", letter.as_bytes(), create=True)
-    config = write_config(home, server, "encodings")
+    config = write_config(home, Mailbox(server, USER), "encodings")
     result = home.run("--config", config, "run", check=True)
     assert home.files(home.pictures) == ["IMG_2.JPG", "big.jpg"], result.stderr
     assert (home.pictures / "big.jpg").read_bytes() == big
@@ -174,7 +175,7 @@ def test_a_structure_python_reads_differently_is_read_whole(home, server):
            "Content-Disposition: attachment; filename=\"kept.jpg\"\r\n\r\n"
            + photo + "--BB--\r\n").encode()
     server.append(USER, "bounce", raw, create=True)
-    config = write_config(home, server, "bounce")
+    config = write_config(home, Mailbox(server, USER), "bounce")
     log, sent = run_measured(home, server, config, "fetch", "imap")
     # Python makes a list of the status's header blocks, a server one part: numbers differ
     assert "a message/delivery-status part" in log and "reading it whole" in log
@@ -194,7 +195,7 @@ def test_without_a_message_id_the_whole_message_is_read_within_max_message_mb(ho
                           filename="clip.mp4")
     for raw in (small, letter.as_bytes()):
         server.append(USER, "noid", raw, create=True)
-    config = write_config(home, server, "noid", max_message_mb=1)
+    config = write_config(home, Mailbox(server, USER), "noid", max_message_mb=1)
     log, sent = run_measured(home, server, config, "fetch", "imap")
     as_served = small.replace(b"\n", b"\r\n")               # Dovecot serves CRLF lines
     assert list(staged_origins(home)) == \
