@@ -89,7 +89,7 @@ def test_sigint_or_sigterm_at_any_moment_stops_with_one_line_and_the_next_run_fi
         stdout, stderr = child.communicate(timeout=60)
         assert "Traceback" not in stderr, stderr
         if child.returncode != 0:
-            assert child.returncode in (130, -signal.SIGTERM), (child.returncode, stderr)
+            assert child.returncode in (130, -signal.SIGINT, -signal.SIGTERM), (child.returncode, stderr)
             lines = [line for line in stderr.splitlines() if "rerun" in line]
             assert len(lines) == 1 and "interrupted" in lines[0], stderr
         final = trial.run("run")
