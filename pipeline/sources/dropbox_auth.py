@@ -14,15 +14,13 @@ SDK's flow and every call to Dropbox are in ``dropbox_session`` (``Authorization
 
 from __future__ import annotations
 
-import contextlib
-import os
 from pathlib import Path
 from typing import Callable
 
 from pipeline.config import DropboxSourceConfig
 from pipeline.errors import PermanentSourceError
 from pipeline.sources.dropbox_session import SOURCE, Authorization, Session, token_file
-from pipeline.staging import fsync_directory
+from pipeline.secrets import write_secret_file
 
 
 def authorize(settings: DropboxSourceConfig, state_dir: Path,
@@ -53,23 +51,3 @@ def authorize(settings: DropboxSourceConfig, state_dir: Path,
         say(f"Note: ${settings.refresh_token_env} wins over this file whenever it is set.")
     return path
 
-
-def write_secret_file(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` readable by the owner only, atomically and durably."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    temporary = path.with_name(f".{path.name}.tmp")
-    with contextlib.suppress(FileNotFoundError):
-        temporary.unlink()
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            os.fchmod(handle.fileno(), 0o600)   # the umask may only narrow it, never widen
-            handle.write(text + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-        fsync_directory(path.parent)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            temporary.unlink()
-        raise
