@@ -84,7 +84,7 @@ def dated_folder(root: Path, day: date | None = None) -> Path:
 def move_file(source: Path, target: Path) -> None:
     """Durably move ``source`` to ``target`` (which must not hold other bytes); idempotent."""
     try:
-        _temporary_for(target).unlink(missing_ok=True)   # left by a run killed mid-copy
+        _clear_leftover(target)
         if target.exists():
             if source.exists() and not _same_bytes(source, target):
                 raise LibraryError(f"{target}: already exists with other content; not overwritten")
@@ -95,6 +95,15 @@ def move_file(source: Path, target: Path) -> None:
             fsync_directory(source.parent)
     except OSError as exc:
         raise LibraryError(_describe(exc, target)) from exc
+
+
+def _clear_leftover(target: Path) -> None:
+    """Remove the hidden copy a run killed mid-copy left beside ``target``. Looked for
+    first: unlinking a name that is not there still fails on a read-only folder (EROFS),
+    and a move already made must not need its target folder to be writable."""
+    temporary = _temporary_for(target)
+    if temporary.exists() or temporary.is_symlink():
+        temporary.unlink()
 
 
 def _publish_copy(source: Path, target: Path) -> None:
