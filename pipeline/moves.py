@@ -28,6 +28,7 @@ without the configuration, see ``from_old_journal``).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from dataclasses import dataclass, replace
@@ -146,6 +147,9 @@ def replay(store, config: Config, staging: Staging | None = None) -> list[Plan]:
 
 def _finish(store, config: Config, plan_id: int, plan: Plan, announce: str,
             staging: Staging | None = None) -> list[LibraryRow]:
+    staging = staging or Staging(config.staging_dir)
+    if announce:        # a replay: the staged bytes may have changed while the plan waited
+        plan = _without_damaged(config, staging, plan)
     lost = [move for move in plan.moves if not move.source.resolve(config).exists()
             and not move.target.resolve(config).exists()]
     if lost:
@@ -174,8 +178,32 @@ def _finish(store, config: Config, plan_id: int, plan: Plan, announce: str,
             store.mark_restored(tx, decision_id)
         store.remove_journal(tx, plan_id)
     if plan.discard_staged:
-        _discard(staging or Staging(config.staging_dir), plan.discard_staged)
+        staging.discard_id(plan.discard_staged)
     return added
+
+
+def _without_damaged(config: Config, staging: Staging, plan: Plan) -> Plan:
+    """``plan`` without the moves of staged bytes that are no longer the bytes it was made
+    for (the SHA-256 its decision records hold). Their staged item is set aside with its
+    bytes and the reason (one line); the rest of the plan is carried out."""
+    expected = {Place(record.folder, record.path): record.sha256 for record in plan.decisions}
+    damaged, reason = [], ""
+    for move in plan.moves:
+        source = move.source.resolve(config)
+        if move.source.folder != "staging" or move.target not in expected \
+                or not source.is_file() or move.target.resolve(config).exists():
+            continue
+        actual = file_sha256(source)
+        if actual != expected[move.target]:
+            damaged.append(move)
+            reason = (f"{move.source.path} changed in staging while the {plan.action} of "
+                      f"{plan.subject} waited (SHA-256 {actual[:16]}, planned "
+                      f"{expected[move.target][:16]}); that {plan.action} was dropped")
+    if not damaged:
+        return plan
+    item_id = damaged[0].source.path.split("/")[0]
+    staging.set_aside(staging.root / item_id, reason)
+    return replace(without_lost(plan, damaged), discard_staged="")
 
 
 def without_lost(plan: Plan, lost: list[Move]) -> Plan:
@@ -200,10 +228,12 @@ def without_lost(plan: Plan, lost: list[Move]) -> Plan:
         else plan.restored)
 
 
-def _discard(staging: Staging, item_id: str) -> None:
-    directory = staging.root / item_id
-    if (directory / "meta.json").exists():
-        staging.discard(staging.load(directory))
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as reader:
+        while chunk := reader.read(1024 * 1024):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 # --- the pieces plan builders share --------------------------------------------------

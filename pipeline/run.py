@@ -128,11 +128,21 @@ def gate_item(config: Config, store, staging: Staging, index: SignatureIndex,
               item: StagedItem, *, dry_run: bool = False) -> Decision | None:
     """Decide on one staged item and file it (or, dry, say what would happen); None when
     it was filed already (a crash came before the clean-up of staging)."""
-    if store.has_origin(item.provenance.origin_key) or not item.data_path.exists():
+    if store.has_origin(item.provenance.origin_key):
         if not dry_run:
             staging.discard(item)
         return None
+    if not item.data_path.is_file():
+        if not dry_run:
+            staging.set_aside(item.directory, "the staged bytes are gone")
+        return None
     signature, decision = judge(config, store, index, item)
+    if signature is not None and signature.sha256 != item.sha256:
+        if not dry_run:
+            staging.set_aside(item.directory, f"the staged bytes changed since they were "
+                              f"fetched (SHA-256 {signature.sha256[:16]}, fetched as "
+                              f"{item.sha256[:16]})")
+        return None
     reason = f": {decision.reason}" if decision.reason else ""
     if dry_run:
         log.info("would %s %s%s", VERB_OF[decision.verdict], item.provenance.name, reason)

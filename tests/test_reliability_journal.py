@@ -127,3 +127,71 @@ def test_a_replace_whose_copy_reached_a_quarantine_that_then_went_read_only_is_f
     finally:
         subprocess.run(["chattr", "-i", str(small)], capture_output=True)
         subprocess.run(["umount", str(home.quarantine)], check=True)
+
+
+def garble(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2:len(data) // 2 + 64] = bytes(64)
+    path.write_bytes(bytes(data))
+
+
+def journaled_item(home) -> Path:
+    """The one staged item whose plan waits in the journal."""
+    assert len(store_rows(home, "SELECT id FROM journal")) == 1
+    (item,) = (home.state_dir / "staging").iterdir()
+    return item
+
+
+def test_journaled_plans_whose_staged_item_was_damaged_resolve_and_keep_the_bytes(home):
+    """Pictures refuses new names, so each run journals the plan of one staged photo and
+    stops; the photo's staged item is then damaged, and the next run must resolve that plan
+    (and journal the next one). Bytes garbled: set aside with them and the reason. Bytes
+    gone: dropped with one line. meta.json garbled: the plan says everything, it is filed."""
+    photos = {name: photo_at(seed, 240) for seed, name in
+              enumerate(("garbled.jpg", "gone.jpg", "meta.jpg", "after.jpg"), 1931)}
+    home.pictures.mkdir(parents=True)
+    undo = locked(home.pictures)
+    try:
+        home.drop("garbled.jpg", photos["garbled.jpg"])
+        failed = home.run("run")
+        assert failed.returncode == 1 and "not writable" in failed.stderr, failed.stderr
+        item = journaled_item(home)
+        garble(item / "data")
+        garbled = (item / "data").read_bytes()
+
+        home.drop("gone.jpg", photos["gone.jpg"])
+        result = home.run("run")
+        assert result.returncode == 1, result.stderr         # gone.jpg's move fails
+        assert_clean_output(result)
+        warnings = [line for line in result.stderr.splitlines() if "WARNING" in line]
+        assert len(warnings) == 1 and "garbled.jpg" in warnings[0] \
+            and "set aside" in warnings[0], result.stderr
+        aside = home.state_dir / "staging-damaged"
+        (kept,) = aside.iterdir()
+        assert (kept / "data").read_bytes() == garbled
+        assert "changed in staging" in (kept / "reason.txt").read_text()
+        (journaled_item(home) / "data").unlink()
+
+        home.drop("meta.jpg", photos["meta.jpg"])
+        result = home.run("run")
+        assert result.returncode == 1, result.stderr         # meta.jpg's move fails
+        warnings = [line for line in result.stderr.splitlines() if "WARNING" in line]
+        assert len(warnings) == 1 and "gone.jpg" in warnings[0] \
+            and "is gone" in warnings[0], result.stderr
+        (journaled_item(home) / "meta.json").write_bytes(b'{"prov')
+    finally:
+        undo()
+    home.drop("after.jpg", photos["after.jpg"])
+    result = home.run("run")
+    assert result.returncode == 0, result.stderr
+    assert_clean_output(result)
+    assert "WARNING" not in result.stderr, result.stderr
+    assert store_rows(home, "SELECT id FROM journal") == []
+    assert list((home.state_dir / "staging").iterdir()) == []
+    assert {name: (home.pictures / name).read_bytes() for name in home.files(home.pictures)} \
+        == {"after.jpg": photos["after.jpg"], "meta.jpg": photos["meta.jpg"]}
+    assert sorted(row[0] for row in store_rows(home, "SELECT path FROM files")) == \
+        ["after.jpg", "meta.jpg"]
+    status = home.run("status")
+    assert status.returncode == 0, status.stderr
+    assert f"set aside:   1 damaged staged items in {aside}" in status.stdout, status.stdout
