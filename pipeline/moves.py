@@ -14,6 +14,7 @@ the pairs that are never duplicates, the decisions undone, the staged item to di
 3. ONE transaction makes every store change and drops the journal row;
 4. the staged item, if any, is discarded.
 
+``PlanBatch`` does the same for many plans at once, sharing the fsyncs (the gate's way).
 A crash after 1 or 2 leaves a journaled plan that ``replay`` (the first thing every
 command that changes the library does) finishes exactly: moves already made are no-ops,
 library rows whose signature was not journaled are signed again from the file on disk. A

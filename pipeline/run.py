@@ -9,7 +9,8 @@ the others; each source's outcome is kept as its ``last_run`` state for `status`
 2. bring the store in step with Pictures (``catalog.refresh``) and load the index;
 3. per staged item, oldest first: sign it (one read, one reduced decode), ``gate.decide``
    against the index, run the promotion steps (``transforms.apply``) on a photo going into
-   Pictures, build its ``moves.Plan`` (``filing_plan``) and ``moves.carry_out`` it.
+   Pictures, build its ``moves.Plan`` (``filing_plan``) and add it to a ``moves.PlanBatch``,
+   carried out ``BATCH_PLANS`` at a time (the index sees each plan's rows at once).
 
 Counts and errors go into one ``RunSummary``; turning it into an exit code is ``cli.py``'s.
 """
