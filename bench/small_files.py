@@ -1,13 +1,17 @@
 """A big drop of small files: what the durability work costs per file (issue 11, item 13).
 
 Drops N distinct small PNGs (about 2 KB each, so the cost is fsyncs, not decoding) into
-the drop folder of a fresh HOME on a real disk (not tmpfs: there fsync is free), then
-times ``frame-ingest fetch`` and ``frame-ingest gate`` separately, and counts the
-fsync-like system calls of each phase with strace when it is installed.
+the drop folder of a fresh HOME on a real disk (not tmpfs: there fsync is free), and times
+``frame-ingest run`` end to end, once with the code of ``--before`` (a git revision,
+exported with ``git archive``: by default f34b370, main before the gate's plans were
+batched) and once with this tree, each in its own fresh HOME, in the same invocation.
+Prints seconds per 1,000 files for both and the ratio, and (when strace is installed and
+``--no-strace`` is not given) the fsync-like system calls per file.
 
-    python3 bench/small_files.py                      # this tree, 2,000 files
-    python3 bench/small_files.py --files 10000
-    python3 bench/small_files.py --tree /tmp/old-tree # the same figures for another tree
+    python3 bench/small_files.py --files 10000 --no-strace   # the figure in the docs
+    python3 bench/small_files.py --files 1000                # with the fsync counts
+    python3 bench/small_files.py --before HEAD~3             # against another revision
+    python3 bench/small_files.py --phases                    # fetch and gate timed apart
 """
 
 from __future__ import annotations
@@ -73,31 +77,66 @@ def timed(command: str, home: Path, tree: Path, strace: bool) -> tuple[float, in
     return seconds, calls
 
 
+def export_revision(revision: str, parent: Path) -> Path:
+    """The tree of ``revision`` in a temporary folder (no checkout, no branch touched)."""
+    tree = Path(tempfile.mkdtemp(prefix="small-files-tree-", dir=parent))
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", revision, "pipeline"],
+                             check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+    return tree
+
+
+def measure(label: str, tree: Path, arguments, strace: bool) -> float:
+    """Seconds of one end-to-end ``run`` (or fetch + gate) over a fresh HOME."""
+    home = make_home(arguments.dir, arguments.files)
+    try:
+        total = 0.0
+        for command in (("fetch", "gate") if arguments.phases else ("run",)):
+            seconds, calls = timed(command, home, tree, strace)
+            total += seconds
+            per_file = f", {calls / arguments.files:.2f} fsync-like calls per file" \
+                if calls is not None else ""
+            print(f"{label:<7} {command}: {seconds:.1f} s, "
+                  f"{seconds / arguments.files * 1000:.1f} s per 1,000 files{per_file}")
+        filed = sum(1 for _ in (home / "Pictures").iterdir())
+        left = sum(1 for _ in (home / "PhotoInbox").iterdir())
+        if filed != arguments.files or left:
+            raise SystemExit(f"{label}: filed {filed} of {arguments.files}, {left} left")
+        return total
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=2000)
-    parser.add_argument("--tree", type=Path, default=ROOT, help="frame-ingest source tree")
+    parser.add_argument("--before", default="f34b370",
+                        help="git revision timed as 'before' ('' to skip it)")
+    parser.add_argument("--tree", type=Path, default=ROOT, help="the 'after' source tree")
     parser.add_argument("--dir", type=Path, default=Path("/var/tmp"),
-                        help="where the HOME goes (a real disk)")
+                        help="where the HOMEs go (a real disk)")
+    parser.add_argument("--phases", action="store_true",
+                        help="time fetch and gate separately instead of one run")
     parser.add_argument("--no-strace", action="store_true",
                         help="time only (strace slows every call a little)")
     arguments = parser.parse_args()
     strace = shutil.which("strace") is not None and not arguments.no_strace
-    home = make_home(arguments.dir, arguments.files)
+    print(f"{arguments.files} files of about "
+          f"{len(small_png(np.random.default_rng(0))) // 1024 + 1} KB each, HOMEs in "
+          f"{arguments.dir}{', under strace' if strace else ''}")
+    before_tree = export_revision(arguments.before, arguments.dir) if arguments.before \
+        else None
     try:
-        print(f"tree {arguments.tree}, {arguments.files} files of about "
-              f"{small_png(np.random.default_rng(0)).__len__() // 1024 + 1} KB, HOME {home}")
-        for command in ("fetch", "gate"):
-            seconds, calls = timed(command, home, arguments.tree, strace)
-            per_file = f", {calls / arguments.files:.1f} fsync-like calls per file" \
-                if calls is not None else ""
-            print(f"{command}: {seconds:.1f} s, {seconds / arguments.files * 1000:.2f} ms per "
-                  f"file{per_file}")
-        filed = sum(1 for _ in (home / "Pictures").iterdir())
-        left = sum(1 for _ in (home / "PhotoInbox").iterdir())
-        print(f"filed in Pictures: {filed}, left in the inbox: {left}")
+        before = measure("before", before_tree, arguments, strace) if before_tree else None
+        after = measure("after", arguments.tree, arguments, strace)
     finally:
-        shutil.rmtree(home, ignore_errors=True)
+        if before_tree:
+            shutil.rmtree(before_tree, ignore_errors=True)
+    per_thousand = lambda seconds: seconds / arguments.files * 1000  # noqa: E731
+    if before is not None:
+        print(f"end to end: before {per_thousand(before):.1f} s per 1,000 files "
+              f"({arguments.before}), after {per_thousand(after):.1f} s per 1,000 files; "
+              f"after/before = {after / before:.2f} ({before / after:.1f}x faster)")
 
 
 if __name__ == "__main__":

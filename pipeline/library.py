@@ -83,21 +83,55 @@ def dated_folder(root: Path, day: date | None = None) -> Path:
 
 def move_file(source: Path, target: Path) -> None:
     """Durably move ``source`` to ``target`` (which must not hold other bytes); idempotent."""
+    copy_into_place(source, target)
+    remove_source(source, target)
+
+
+def copy_into_place(source: Path, target: Path, *, sync_folder: bool = True) -> None:
+    """The first half of a move: ``target`` holds the bytes of ``source``, fsynced, under
+    its final name (a no-op when it does already). ``sync_folder=False`` leaves the fsync
+    of the target folder to the caller (``moves.PlanBatch``: one per folder per batch),
+    which must make it before the source is removed."""
     try:
-        _temporary_for(target).unlink(missing_ok=True)   # left by a run killed mid-copy
+        _clear_leftover(target)
         if target.exists():
             if source.exists() and not _same_bytes(source, target):
                 raise LibraryError(f"{target}: already exists with other content; not overwritten")
         else:
-            _publish_copy(source, target)
-        if source.exists():
-            source.unlink()
-            fsync_directory(source.parent)
+            _publish_copy(source, target, sync_folder)
     except OSError as exc:
         raise LibraryError(_describe(exc, target)) from exc
 
 
-def _publish_copy(source: Path, target: Path) -> None:
+def remove_source(source: Path, target: Path, *, sync_folder: bool = True) -> None:
+    """The second half of a move, once ``target`` is durable: ``source`` goes."""
+    try:
+        if source.exists():
+            source.unlink()
+            if sync_folder:
+                fsync_directory(source.parent)
+    except OSError as exc:
+        raise LibraryError(_describe(exc, target)) from exc
+
+
+def sync_directory(folder: Path) -> None:
+    """``fsync_directory`` with the errors of a move."""
+    try:
+        fsync_directory(folder)
+    except OSError as exc:
+        raise LibraryError(_describe(exc, folder / ".")) from exc
+
+
+def _clear_leftover(target: Path) -> None:
+    """Remove the hidden copy a run killed mid-copy left beside ``target``. Looked for
+    first: unlinking a name that is not there still fails on a read-only folder (EROFS),
+    and a move already made must not need its target folder to be writable."""
+    temporary = _temporary_for(target)
+    if temporary.exists() or temporary.is_symlink():
+        temporary.unlink()
+
+
+def _publish_copy(source: Path, target: Path, sync_folder: bool = True) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = _temporary_for(target)
     try:
@@ -107,7 +141,8 @@ def _publish_copy(source: Path, target: Path) -> None:
             os.fsync(writer.fileno())
         shutil.copystat(source, temporary)
         _link_no_overwrite(temporary, target)
-        fsync_directory(target.parent)
+        if sync_folder:
+            fsync_directory(target.parent)
     finally:
         if temporary.exists():
             temporary.unlink()

@@ -14,6 +14,7 @@ the pairs that are never duplicates, the decisions undone, the staged item to di
 3. ONE transaction makes every store change and drops the journal row;
 4. the staged item, if any, is discarded.
 
+``PlanBatch`` does the same for many plans at once, sharing the fsyncs (the gate's way).
 A crash after 1 or 2 leaves a journaled plan that ``replay`` (the first thing every
 command that changes the library does) finishes exactly: moves already made are no-ops,
 library rows whose signature was not journaled are signed again from the file on disk. A
@@ -28,14 +29,16 @@ without the configuration, see ``from_old_journal``).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pipeline.config import Config
+from pipeline.errors import LibraryError
 from pipeline.items import DecisionRecord, Provenance
-from pipeline.library import move_file
+from pipeline.library import copy_into_place, move_file, remove_source, sync_directory
 from pipeline.signatures import Signature, sign_file
 from pipeline.staging import Staging
 
@@ -146,6 +149,9 @@ def replay(store, config: Config, staging: Staging | None = None) -> list[Plan]:
 
 def _finish(store, config: Config, plan_id: int, plan: Plan, announce: str,
             staging: Staging | None = None) -> list[LibraryRow]:
+    staging = staging or Staging(config.staging_dir)
+    if announce:        # a replay: the staged bytes may have changed while the plan waited
+        plan = _without_damaged(config, staging, plan)
     lost = [move for move in plan.moves if not move.source.resolve(config).exists()
             and not move.target.resolve(config).exists()]
     if lost:
@@ -157,25 +163,135 @@ def _finish(store, config: Config, plan_id: int, plan: Plan, announce: str,
         log.info("%s", announce)
     for move in plan.moves:
         move_file(move.source.resolve(config), move.target.resolve(config))
-    added = [LibraryRow(row.path, row.signature or sign_file(
-        config.library.pictures / row.path, config.gate.max_pixels)) for row in plan.add_files]
     with store.transaction() as tx:
-        for record in plan.decisions:
-            store.record_decision(tx, record)
-        store.remove_files(tx, list(plan.remove_files))
-        for row in added:
-            status = (config.library.pictures / row.path).stat()
-            store.put_file(tx, row.path, status.st_size, status.st_mtime_ns, row.signature)
-        if plan.origin:
-            store.add_origin(tx, plan.origin.key, plan.origin.sha256)
-        for first, second in plan.overrides:
-            store.add_override(tx, first, second)
-        for decision_id in plan.restored:
-            store.mark_restored(tx, decision_id)
-        store.remove_journal(tx, plan_id)
+        added = _record(store, tx, config, plan_id, plan)
     if plan.discard_staged:
-        _discard(staging or Staging(config.staging_dir), plan.discard_staged)
+        staging.discard_id(plan.discard_staged)
     return added
+
+
+def _record(store, tx, config: Config, plan_id: int, plan: Plan,
+            rows_written: bool = False) -> list[LibraryRow]:
+    """Every store change of a plan whose moves are made, and the end of its journal row
+    (``rows_written``: its library rows went in with its journal row, ``PlanBatch.add``)."""
+    added = list(plan.add_files) if rows_written else [
+        LibraryRow(row.path, row.signature or sign_file(
+            config.library.pictures / row.path, config.gate.max_pixels))
+        for row in plan.add_files]
+    for record in plan.decisions:
+        store.record_decision(tx, record)
+    store.remove_files(tx, list(plan.remove_files))
+    for row in added if not rows_written else ():
+        status = (config.library.pictures / row.path).stat()
+        store.put_file(tx, row.path, status.st_size, status.st_mtime_ns, row.signature)
+    if plan.origin:
+        store.add_origin(tx, plan.origin.key, plan.origin.sha256)
+    for first, second in plan.overrides:
+        store.add_override(tx, first, second)
+    for decision_id in plan.restored:
+        store.mark_restored(tx, decision_id)
+    store.remove_journal(tx, plan_id)
+    return added
+
+
+class PlanBatch:
+    """Plans carried out together, so that a big drop of small files shares the
+    durability work (the gate files its staged items this way).
+
+    ``add`` journals a plan as soon as it is made, with the library rows it adds (so the
+    next decision of the batch sees them), in a transaction not synced on its own.
+    ``finish`` then makes every plan of the batch happen:
+
+    1. one synced commit makes every journal row of the batch durable;
+    2. every file is copied into place, each copy fsynced before it gets its name;
+    3. ONE fsync per target folder, then the sources are removed (one fsync per folder
+       outside staging; staging's own removals need none, as in ``Staging.discard``);
+    4. ONE transaction records every plan and drops its journal row;
+    5. the staged items are discarded.
+
+    So, as for ``carry_out``, a plan is durable in the journal before any of its names is
+    in a target folder, every copy before its source goes, every record after its files:
+    whatever moment a crash or power cut picks, ``replay`` finishes the journaled plans
+    (oldest first, so a plan moving the file an earlier one put in place still finds it).
+    The durability work per file drops from five fsyncs to one.
+    """
+
+    def __init__(self, store, config: Config, staging: Staging):
+        self.store, self.config, self.staging = store, config, staging
+        self.pending: list[tuple[int, Plan]] = []
+
+    def __len__(self) -> int:
+        return len(self.pending)
+
+    def add(self, plan: Plan) -> None:
+        sources = {move.target: move.source.resolve(self.config) for move in plan.moves}
+        with self.store.unsynced_transaction() as tx:
+            plan_id = self.store.add_journal(tx, plan.to_dict())
+            for row in plan.add_files:      # as they will be: copies keep size and mtime
+                status = sources[Place("pictures", row.path)].stat()
+                self.store.put_file(tx, row.path, status.st_size, status.st_mtime_ns,
+                                    row.signature)
+        self.pending.append((plan_id, plan))
+
+    def finish(self) -> list[tuple[Plan, list[LibraryRow]]]:
+        """Carry out every plan added; return each with the library rows it added.
+        Raises ``LibraryError`` when a move fails: the plans before it are recorded, the
+        others stay journaled for the next run."""
+        pending, self.pending = self.pending, []
+        if not pending:
+            return []
+        self.store.sync_journal()
+        done, moved, failure = [], [], None
+        for plan_id, plan in pending:
+            try:
+                for move in plan.moves:
+                    paths = (move.source.resolve(self.config), move.target.resolve(self.config))
+                    copy_into_place(*paths, sync_folder=False)
+                    moved.append((*paths, move))    # made, as far as carry_out would have
+            except LibraryError as exc:
+                failure = LibraryError(f"{plan.subject}: {exc}")
+                break
+            done.append((plan_id, plan))
+        for folder in dict.fromkeys(target.parent for _, target, _ in moved):
+            sync_directory(folder)
+        for source, target, _ in moved:
+            remove_source(source, target, sync_folder=False)
+        for folder in dict.fromkeys(source.parent for source, _, move in moved
+                                    if move.source.folder != "staging"):
+            sync_directory(folder)
+        with self.store.transaction() as tx:
+            finished = [(plan, _record(self.store, tx, self.config, plan_id, plan, True))
+                        for plan_id, plan in done]
+        for plan, _ in finished:
+            if plan.discard_staged:
+                self.staging.discard_id(plan.discard_staged)
+        if failure is not None:
+            raise failure
+        return finished
+
+
+def _without_damaged(config: Config, staging: Staging, plan: Plan) -> Plan:
+    """``plan`` without the moves of staged bytes that are no longer the bytes it was made
+    for (the SHA-256 its decision records hold). Their staged item is set aside with its
+    bytes and the reason (one line); the rest of the plan is carried out."""
+    expected = {Place(record.folder, record.path): record.sha256 for record in plan.decisions}
+    damaged, reason = [], ""
+    for move in plan.moves:
+        source = move.source.resolve(config)
+        if move.source.folder != "staging" or move.target not in expected \
+                or not source.is_file() or move.target.resolve(config).exists():
+            continue
+        actual = file_sha256(source)
+        if actual != expected[move.target]:
+            damaged.append(move)
+            reason = (f"{move.source.path} changed in staging while the {plan.action} of "
+                      f"{plan.subject} waited (SHA-256 {actual[:16]}, planned "
+                      f"{expected[move.target][:16]}); that {plan.action} was dropped")
+    if not damaged:
+        return plan
+    item_id = damaged[0].source.path.split("/")[0]
+    staging.set_aside(staging.root / item_id, reason)
+    return replace(without_lost(plan, damaged), discard_staged="")
 
 
 def without_lost(plan: Plan, lost: list[Move]) -> Plan:
@@ -200,10 +316,12 @@ def without_lost(plan: Plan, lost: list[Move]) -> Plan:
         else plan.restored)
 
 
-def _discard(staging: Staging, item_id: str) -> None:
-    directory = staging.root / item_id
-    if (directory / "meta.json").exists():
-        staging.discard(staging.load(directory))
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as reader:
+        while chunk := reader.read(1024 * 1024):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 # --- the pieces plan builders share --------------------------------------------------

@@ -9,7 +9,8 @@ the others; each source's outcome is kept as its ``last_run`` state for `status`
 2. bring the store in step with Pictures (``catalog.refresh``) and load the index;
 3. per staged item, oldest first: sign it (one read, one reduced decode), ``gate.decide``
    against the index, run the promotion steps (``transforms.apply``) on a photo going into
-   Pictures, build its ``moves.Plan`` (``filing_plan``) and ``moves.carry_out`` it.
+   Pictures, build its ``moves.Plan`` (``filing_plan``) and add it to a ``moves.PlanBatch``,
+   carried out ``BATCH_PLANS`` at a time (the index sees each plan's rows at once).
 
 Counts and errors go into one ``RunSummary``; turning it into an exit code is ``cli.py``'s.
 """
@@ -106,46 +107,91 @@ def fetch_all(config: Config, store, staging: Staging, summary: RunSummary,
             store.set_state(tx, source.name, "last_run", json.dumps(outcome))
 
 
+BATCH_PLANS = 100   # plans carried out together (``moves.PlanBatch``)
+
+
 def gate_staged(config: Config, store, staging: Staging, summary: RunSummary,
                 dry_run: bool = False) -> None:
-    """The gate phase: decide and file every staged item, counted into ``summary``."""
+    """The gate phase: decide and file every staged item, counted into ``summary``. Plans
+    are carried out in batches of ``BATCH_PLANS``, which share the durability work."""
     if not dry_run:
         moves.replay(store, config, staging)
     catalog.refresh(store, config.library.pictures, exclude=config.resweep.exclude,
                     max_pixels=config.gate.max_pixels)
     index = SignatureIndex.from_store(store)
-    for item in staging.items():
-        try:
-            decision = gate_item(config, store, staging, index, item, dry_run=dry_run)
-        except LibraryError as exc:
-            log.error("gate: %s: %s", item.provenance.name, exc)
-            summary.errors.append(f"gate: {item.provenance.name}: {exc}")
-            break  # the target folder is unusable; the rest waits for the next run
-        summary.count(decision)
+    batch = GateBatch(moves.PlanBatch(store, config, staging), [], set())
+    try:
+        for item in staging.items():
+            try:
+                decision = gate_item(config, store, staging, index, item, dry_run=dry_run,
+                                     batch=batch)
+            except LibraryError:
+                batch.finish(summary)       # what was planned before it
+                raise
+            if dry_run:
+                summary.count(decision)
+            elif len(batch.plans) >= BATCH_PLANS:
+                batch.finish(summary)
+        batch.finish(summary)
+    except LibraryError as exc:
+        log.error("gate: %s", exc)
+        summary.errors.append(f"gate: {exc}")
+        # the target folder is unusable; the rest waits for the next run
+
+
+@dataclass
+class GateBatch:
+    """The gate's plans waiting to be carried out together, with what the log says of
+    each when it is done, and the names they take (not on disk until then)."""
+
+    plans: moves.PlanBatch
+    said: list[tuple[str, Decision]]
+    taken: set[Path]
+
+    def finish(self, summary: RunSummary) -> None:
+        said, self.said = self.said, []
+        self.taken.clear()
+        for _, (name, decision) in zip(self.plans.finish(), said):
+            reason = f": {decision.reason}" if decision.reason else ""
+            log.info("%s %s%s", decision.verdict.value, name, reason)
+            summary.count(decision)
 
 
 def gate_item(config: Config, store, staging: Staging, index: SignatureIndex,
-              item: StagedItem, *, dry_run: bool = False) -> Decision | None:
-    """Decide on one staged item and file it (or, dry, say what would happen); None when
-    it was filed already (a crash came before the clean-up of staging)."""
-    if store.has_origin(item.provenance.origin_key) or not item.data_path.exists():
+              item: StagedItem, *, dry_run: bool = False,
+              batch: GateBatch | None = None) -> Decision | None:
+    """Decide on one staged item and plan its filing into ``batch`` (or, dry, say what
+    would happen); None when it was filed already (a crash came before the clean-up of
+    staging) or is damaged (set aside)."""
+    if store.has_origin(item.provenance.origin_key):
         if not dry_run:
             staging.discard(item)
         return None
+    if not item.data_path.is_file():
+        if not dry_run:
+            staging.set_aside(item.directory, "the staged bytes are gone")
+        return None
     signature, decision = judge(config, store, index, item)
-    reason = f": {decision.reason}" if decision.reason else ""
+    if signature is not None and signature.sha256 != item.sha256:
+        if not dry_run:
+            staging.set_aside(item.directory, f"the staged bytes changed since they were "
+                              f"fetched (SHA-256 {signature.sha256[:16]}, fetched as "
+                              f"{item.sha256[:16]})")
+        return None
     if dry_run:
+        reason = f": {decision.reason}" if decision.reason else ""
         log.info("would %s %s%s", VERB_OF[decision.verdict], item.provenance.name, reason)
         return decision
     filing = None
     if signature is not None and FOLDER_OF[decision.verdict] == "pictures":
         filing = transforms.apply(item, signature, config)
-    plan = filing_plan(config, item, signature, decision, filing)
-    for row in moves.carry_out(store, config, plan):
+    plan = filing_plan(config, item, signature, decision, filing, batch.taken)
+    batch.plans.add(plan)
+    batch.said.append((item.provenance.name, decision))
+    for row in plan.add_files:          # the next decision sees it before it is filed
         index.add(store.file(row.path)["id"], row.path, row.signature)
     for path in plan.remove_files:
         index.remove(path)
-    log.info("%s %s%s", decision.verdict.value, item.provenance.name, reason)
     return decision
 
 
@@ -165,13 +211,14 @@ def judge(config: Config, store, index: SignatureIndex,
 
 
 def filing_plan(config: Config, item: StagedItem, signature: Signature | None,
-                decision: Decision, filing: transforms.Filing | None = None) -> Plan:
+                decision: Decision, filing: transforms.Filing | None = None,
+                taken: set[Path] | None = None) -> Plan:
     """The plan that files a staged item as decided (targets fixed now, so a replay is
     exact): its bytes (or the transformed ones) to their folder; for a replace, the old
     library copy to quarantine; for a transformed photo, the original kept if asked."""
     provenance = item.provenance
     filed = filing.signature if filing else signature
-    taken: set[Path] = set()
+    taken = set() if taken is None else taken   # names planned but not on disk yet
     target = _new_place(config, FOLDER_OF[decision.verdict], _name(provenance, filed), taken)
     source = filing.path if filing else item.data_path
     sha256 = filed.sha256 if filed else item.sha256

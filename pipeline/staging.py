@@ -126,6 +126,8 @@ class Staging:
                 continue
             if (entry / "meta.json").exists():
                 entries.append((entry.stat().st_mtime_ns, entry.name, entry))
+            elif (entry / "data").exists():     # its bytes, but not what they are
+                self.set_aside(entry, "meta.json missing")
             elif entry.is_dir():    # half deleted by a version that deleted in place
                 shutil.rmtree(entry, ignore_errors=True)
         for _, _, directory in sorted(entries):
@@ -152,6 +154,12 @@ class Staging:
     def count(self) -> int:
         return sum(1 for entry in self.root.iterdir() if (entry / "meta.json").exists())
 
+    def count_damaged(self) -> int:
+        """How many damaged items were set aside (and are still there for a person)."""
+        if not self.damaged.is_dir():
+            return 0
+        return sum(1 for entry in self.damaged.iterdir() if entry.is_dir())
+
     def discard(self, item: StagedItem) -> None:
         """Remove a staged item once the library holds its bytes (idempotent).
 
@@ -161,10 +169,16 @@ class Staging:
         rename is not fsynced: the store has already recorded the origin, so an item that a
         power cut brings back (whole or half deleted) is recognised as filed and cleared.
         """
-        if item.directory.exists():
-            doomed = self.root / f".tmp-{item.item_id}"
+        self.discard_id(item.item_id)
+
+    def discard_id(self, item_id: str) -> None:
+        """``discard`` by id alone: for an item whose meta.json is damaged or gone, once a
+        journaled plan has filed what it held (the plan, not meta.json, says what that was)."""
+        directory = self.root / item_id
+        if directory.exists():
+            doomed = self.root / f".tmp-{item_id}"
             shutil.rmtree(doomed, ignore_errors=True)
-            os.rename(item.directory, doomed)
+            os.rename(directory, doomed)
             shutil.rmtree(doomed)
 
 

@@ -16,10 +16,13 @@ def gather_status(config: Config, store) -> dict:
         raw = store.get_state(name, "last_run")
         sources[name] = json.loads(raw) if raw else None
     recent = store.recent_decisions(10)
+    staging = Staging(config.staging_dir)
     return {
         "library_files": store.count_files(),
         "undecodable_library_files": len(store.undecodable_files()),
-        "staged": Staging(config.staging_dir).count(),
+        "staged": staging.count(),
+        "staging_damaged": staging.count_damaged(),
+        "staging_damaged_folder": str(staging.damaged),
         "quarantined": len(store.decisions_in("quarantine")),
         "rejected": len(store.decisions_in("rejected")),
         "decisions": store.counts(),
@@ -35,6 +38,9 @@ def format_status(status: dict) -> str:
              f"staged:      {status['staged']} waiting for the gate",
              f"quarantined: {status['quarantined']}",
              f"rejected:    {status['rejected']}"]
+    if status["staging_damaged"]:
+        lines.append(f"set aside:   {status['staging_damaged']} damaged staged items in "
+                     f"{status['staging_damaged_folder']} (each with its reason.txt)")
     if status["undecodable_library_files"]:
         lines.append(f"undecodable: {status['undecodable_library_files']} library files")
     for name, last in status["sources"].items():

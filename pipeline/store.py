@@ -329,3 +329,26 @@ class Store:
         """Every journaled plan, oldest first, as (id, plan dict)."""
         return [(row["id"], json.loads(row["plan"]))
                 for row in self.query("SELECT id, plan FROM journal ORDER BY id")]
+
+    # --- plans carried out in batches (moves.PlanBatch) ------------------------------
+
+    @contextlib.contextmanager
+    def unsynced_transaction(self) -> Iterator[sqlite3.Connection]:
+        """A transaction committed without waiting for the disk (``synchronous=NORMAL``):
+        atomic and seen by the next query at once, durable with the next ``sync_journal``
+        (a power cut may take it back, whole, never half)."""
+        with translate_errors("write", self.path):
+            self.connection.execute("PRAGMA synchronous=NORMAL")
+        try:
+            with self.transaction() as tx:
+                yield tx
+        finally:
+            with translate_errors("write", self.path):
+                self.connection.execute("PRAGMA synchronous=FULL")
+
+    def sync_journal(self) -> None:
+        """Make every commit so far durable with one synced commit (in WAL mode the sync
+        of the write-ahead log covers every transaction before it)."""
+        with self.transaction() as tx:
+            tx.execute("UPDATE journal SET created_at = created_at "
+                       "WHERE id = (SELECT MAX(id) FROM journal)")
