@@ -228,7 +228,9 @@ def _iptc_of(segments) -> bytes:
 
 
 def _photoshop_payload(old: bytes | None, iptc: bytes) -> bytes:
-    resources = [r for r in _resources(old) if r[0] != IPTC_RESOURCE] if old else []
+    # the IPTC digest (0x0425) of the old block would mark the new one as edited elsewhere
+    resources = [r for r in _resources(old) if r[0] not in (IPTC_RESOURCE, 0x0425)] \
+        if old else []
     resources.insert(0, (IPTC_RESOURCE, b"\x00\x00", iptc))
     output = [PHOTOSHOP]
     for resource, name, data in resources:

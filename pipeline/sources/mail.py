@@ -278,7 +278,7 @@ def _iso_date(text: str) -> str:
 # --- the sender's own words, for captions -------------------------------------------------
 
 BODY_LIMIT = 16 * 1024      # characters of a body looked at (and bytes fetched for it)
-_ATTRIBUTION = re.compile(r"^(on\b.*\bwrote|am\b.*\bschrieb|le\b.*\ba écrit)\s*:?\s*$",
+_ATTRIBUTION = re.compile(r"^(on\b.*\bwrote|am\b.*\bschrieb\b.*|le\b.*\ba écrit)\s*:\s*$",
                           re.IGNORECASE)
 _FORWARD = re.compile(r"^-{2,}\s*(original message|forwarded message|ursprüngliche nachricht"
                       r"|weitergeleitete nachricht)", re.IGNORECASE)
