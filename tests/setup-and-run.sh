@@ -14,7 +14,8 @@ cd "$(dirname "$0")/.."
 
 packages=(dovecot-imapd chromium systemd fonts-dejavu-core python3-venv strace
           mate-backgrounds plasma-workspace-wallpapers lomiri-wallpapers-20.04
-          lomiri-wallpapers-16.04)
+          lomiri-wallpapers-16.04
+          libimage-exiftool-perl)
 missing=()
 for package in "${packages[@]}"; do
     status=$(dpkg-query -W -f='${db:Status-Status}' "$package" 2>/dev/null || true)

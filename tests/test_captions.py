@@ -40,14 +40,15 @@ def picframe_reads(path: Path) -> tuple[str | None, str | None]:
     return meta.get_exif("IPTC Object Name"), meta.get_exif("IPTC Caption/Abstract")
 
 
-def exiftool_reads(path: Path) -> dict:
+def exiftool_reads(*paths: Path) -> dict | list[dict]:
     result = subprocess.run(["exiftool", "-j", "-Headline", "-Title", "-Description",
                              "-ObjectName", "-Caption-Abstract", "-CodedCharacterSet",
-                             "-Orientation#", str(path)], capture_output=True, text=True,
-                            check=True)
-    found = json.loads(result.stdout)[0]
-    found.pop("SourceFile")
-    return found
+                             "-Orientation#", "-Rating", *map(str, paths)],
+                            capture_output=True, text=True, check=True)
+    found = json.loads(result.stdout)
+    for entry in found:
+        entry.pop("SourceFile")
+    return found[0] if len(paths) == 1 else found
 
 
 def segments(data: bytes) -> tuple[dict[bytes, bytes], bytes]:
@@ -192,40 +193,34 @@ def test_a_captioned_jpeg_keeps_its_pixels_exif_and_icc_and_stays_the_same_photo
 
 
 def test_an_existing_title_is_kept_unless_overwrite_and_png_gets_xmp_heic_is_left(home):
-    titled = home.path / "titled.jpg"
-    titled.write_bytes(mails.picture(42))
+    titled = [home.path / "titled.jpg", home.path / "titled2.jpg"]
+    for seed, path in enumerate(titled, start=42):
+        path.write_bytes(mails.picture(seed))
     subprocess.run(["exiftool", "-q", "-overwrite_original", "-XMP-photoshop:Headline=Own",
-                    "-IPTC:ObjectName=Own", "-XMP-xmp:Rating=4", str(titled)], check=True)
-    home.drop("titled.jpg", titled.read_bytes())
+                    "-IPTC:ObjectName=Own", "-XMP-xmp:Rating=4", *map(str, titled)], check=True)
+    home.drop("titled.jpg", titled[0].read_bytes())
     png = images.png(images.photo(43).resize((300, 200)))
     home.drop("drawing.png", png)
-    home.drop("phone.heic", images.heic(images.photo(44).resize((256, 192))))
+    home.drop("phone.heic", images.heic(images.photo(44).resize((128, 96))))
     config = folder_config(home, title="Urlaub {date}", caption="Von {filename}")
     result = home.run("--config", config, "run", check=True)
     assert "phone.heic left uncaptioned: HEIF files are not captioned" in result.stderr
-    kept = home.pictures / "titled.jpg"
-    assert picframe_reads(kept) == ("Own", "Von titled.jpg")
-    assert exiftool_reads(kept)["Headline"] == "Own"
-    rating = subprocess.run(["exiftool", "-j", "-Rating", str(kept)], capture_output=True,
-                            text=True, check=True)
-    assert json.loads(rating.stdout)[0]["Rating"] == 4          # the rest of its XMP kept
-    drawn = home.pictures / "drawing.png"
-    title = f"Urlaub {datetime.now().date().isoformat()}"
-    assert picframe_reads(drawn) == (title, "Von drawing.png")
-    assert exiftool_reads(drawn) == {"Headline": title, "Title": title,
-                                     "Description": "Von drawing.png"}
-    assert Image.open(drawn).tobytes() == Image.open(io.BytesIO(png)).tobytes()
-    assert exiftool_reads(home.pictures / "phone.heic") == {}
-    # overwrite = true: the same photo sent again is a duplicate, so a new one shows it
-    titled2 = home.path / "titled2.jpg"
-    titled2.write_bytes(mails.picture(45))
-    subprocess.run(["exiftool", "-q", "-overwrite_original", "-XMP-photoshop:Headline=Own",
-                    "-IPTC:ObjectName=Own", str(titled2)], check=True)
-    home.drop("titled2.jpg", titled2.read_bytes())
+    home.drop("titled2.jpg", titled[1].read_bytes())       # overwrite = true
     home.run("--config", folder_config(home, title="Neu", caption="", overwrite=True), "run",
              check=True)
-    assert picframe_reads(home.pictures / "titled2.jpg") == ("Neu", None)
-    assert exiftool_reads(home.pictures / "titled2.jpg")["ObjectName"] == "Neu"
+    kept, drawn, replaced = (home.pictures / name for name in
+                             ("titled.jpg", "drawing.png", "titled2.jpg"))
+    title = f"Urlaub {datetime.now().date().isoformat()}"
+    assert picframe_reads(kept) == ("Own", "Von titled.jpg")
+    assert picframe_reads(drawn) == (title, "Von drawing.png")
+    assert picframe_reads(replaced) == ("Neu", None)
+    found = exiftool_reads(kept, drawn, replaced, home.pictures / "phone.heic")
+    assert found[0]["Headline"] == found[0]["ObjectName"] == "Own"
+    assert found[0]["Rating"] == 4                               # the rest of its XMP kept
+    assert found[1] == {"Headline": title, "Title": title, "Description": "Von drawing.png"}
+    assert found[2]["Headline"] == found[2]["ObjectName"] == "Neu" and found[2]["Rating"] == 4
+    assert found[3] == {}
+    assert Image.open(drawn).tobytes() == Image.open(io.BytesIO(png)).tobytes()
 
 
 # --- IMAP, both ways of reading a message ------------------------------------------------
