@@ -67,8 +67,8 @@ def fields(provenance: Provenance) -> dict[str, str]:
     """The template fields of one item (mail fields are "" for the other sources)."""
     mail = provenance.source == MAIL_SOURCE
     sender = provenance.sender if mail else ""
-    sender_name = provenance.sender_name or str(provenance.extra.get("from") and
-                                                parseaddr(provenance.extra["from"])[0])
+    # items staged before provenance carried the name still have the From header in extra
+    sender_name = provenance.sender_name or parseaddr(str(provenance.extra.get("from", "")))[0]
     values = {
         "sender_name": (sender_name or sender.partition("@")[0]) if mail else "",
         "sender": sender,
@@ -76,7 +76,7 @@ def fields(provenance: Provenance) -> dict[str, str]:
         "body": provenance.body if mail else "",
         "date": provenance.date or provenance.received[:10],
         "source": provenance.source,
-        "folder": provenance.folder or _old_dropbox_folder(provenance),
+        "folder": provenance.folder,
         "filename": provenance.name,
     }
     return {key: " ".join(embed.clean(str(value)).split()) for key, value in values.items()}
@@ -167,12 +167,6 @@ def recorded(config, provenance: Provenance, folder: str, path: Path | None,
             return None
         return Captions(texts.title, texts.caption)
     return captions_for(config.captions, provenance)
-
-
-def _old_dropbox_folder(provenance: Provenance) -> str:
-    """{folder} of a Dropbox item staged before provenance carried it: "" (its configured
-    folder is not known here), so such an item simply has no folder."""
-    return ""
 
 
 def _quoted(template: str) -> str:
