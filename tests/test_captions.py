@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageCms
 
-from pipeline import captions
+from pipeline import captions, embed
 from pipeline.config import parse_config
 from pipeline.errors import ConfigError
 from pipeline.items import Provenance
@@ -147,6 +147,21 @@ def test_a_template_with_an_unknown_field_is_a_config_error_naming_the_key(home)
     parse_config({"captions": {"enabled": False, "title": "{subject"}}, "x.toml")  # unused
 
 
+def test_an_mpo_keeps_its_second_picture_when_captioned(tmp_path):
+    left, right = Image.new("RGB", (64, 48), (200, 10, 10)), Image.new("RGB", (64, 48),
+                                                                      (10, 10, 200))
+    buffer = io.BytesIO()
+    left.save(buffer, "MPO", save_all=True, append_images=[right])
+    written = embed.write(buffer.getvalue(), "MPO", embed.Texts(GREETING, "Oma"), False)
+    path = tmp_path / "stereo.jpg"
+    path.write_bytes(written.data)
+    stereo = Image.open(path)
+    assert (stereo.format, stereo.n_frames) == ("MPO", 2)
+    stereo.seek(1)
+    assert stereo.convert("RGB").getpixel((5, 5))[2] > 190          # the right picture
+    assert picframe_reads(path) == (GREETING, "Oma")
+
+
 # --- the folder inbox: JPEG byte for byte, duplicates, resweep, listing ---------------------
 
 def test_a_captioned_jpeg_keeps_its_pixels_exif_and_icc_and_stays_the_same_photo(home):
@@ -245,6 +260,7 @@ def test_mail_captions_come_from_subject_sender_and_body(home, mailbox, message_
         handle.write('\n[captions]\nenabled = true\ncaption = "{sender_name}: {body} ({date})"\n')
     result = home.run("--config", config, "run", check=True)
     assert "Traceback" not in result.stderr
+    assert ("no Message-ID; reading it whole" in result.stderr) == (message_id is None)
     assert picframe_reads(home.pictures / "oma-51.jpg") == (
         GREETING, "Oma Erna: Hier sind wir am See! (2026-11-20)")
     found = exiftool_reads(home.pictures / "oma-52.jpg")
