@@ -162,6 +162,29 @@ def test_an_mpo_keeps_its_second_picture_when_captioned(tmp_path):
     assert picframe_reads(path) == (GREETING, "Oma")
 
 
+def test_old_latin1_iptc_is_kept_as_utf8_and_broken_xmp_is_left_alone(tmp_path):
+    plain = mails.picture(46)
+    latin = "Café am Meer".encode("cp1252")
+    iptc = b"\x1c\x02\x00\x00\x02\x00\x04" + b"\x1c\x02\x5a" + \
+        struct.pack(">H", len(latin)) + latin           # 2:90 City, no 1:90: not UTF-8
+    resource = b"8BIM\x04\x04\x00\x00" + struct.pack(">I", len(iptc)) + iptc + \
+        b"\x00" * (len(iptc) % 2)
+    app13 = b"Photoshop 3.0\x00" + resource
+    broken = b"http://ns.adobe.com/xap/1.0/\x00<x:xmpmeta><unclosed>"
+    extra = b"".join(b"\xff" + marker + struct.pack(">H", len(payload) + 2) + payload
+                     for marker, payload in ((b"\xe1", broken), (b"\xed", app13)))
+    data = plain[:2] + extra + plain[2:]
+    path = tmp_path / "old.jpg"
+    path.write_bytes(embed.write(data, "JPEG", embed.Texts(GREETING, "Oma"), False).data)
+    found = exiftool_reads(path)
+    assert found["ObjectName"] == GREETING and found["Caption-Abstract"] == "Oma"
+    city = subprocess.run(["exiftool", "-j", "-City", str(path)], capture_output=True,
+                          text=True, check=True)
+    assert json.loads(city.stdout)[0]["City"] == "Café am Meer"      # 2:90, now UTF-8
+    assert broken in path.read_bytes()                               # left as it was
+    assert picframe_reads(path) == (GREETING, "Oma")
+
+
 # --- the folder inbox: JPEG byte for byte, duplicates, resweep, listing ---------------------
 
 def test_a_captioned_jpeg_keeps_its_pixels_exif_and_icc_and_stays_the_same_photo(home):
