@@ -4,7 +4,8 @@
 #   chromium (renders the quarantine review page), systemd (systemd-analyze verify),
 #   python3-venv (the test environment below), photo wallpapers (the real photographs
 #   bench/corpus.py cuts the accuracy test's corpus from; the same four packages as
-#   bench/requirements.txt). Installed with sudo when not root; skipped when all present.
+#   bench/requirements.txt), libimage-exiftool-perl (exiftool reads the captions back).
+#   Installed with sudo when not root; skipped when all present.
 #   Python: this package with its [test] extra, editable, in a virtual environment of its
 #   own (install.sh --test), never in the system Python:
 #   $FRAME_INGEST_TEST_VENV, default ~/.cache/frame-ingest/test-venv.
