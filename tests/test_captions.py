@@ -6,10 +6,8 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
 import struct
 import subprocess
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -24,9 +22,6 @@ from pipeline.sources import mail
 from tests import images, mails
 from tests.conftest import error_lines
 from tests.imap_helpers import toml_value, write_config
-
-pytestmark = pytest.mark.skipif(shutil.which("exiftool") is None,
-                                reason="exiftool (libimage-exiftool-perl) is not installed")
 
 GREETING = "Grüße von Oma 👵"
 OMA = "Oma Erna <grandma@family.example>"
