@@ -274,6 +274,23 @@ class ResweepConfig:
     hash_distance: int = setting(7, "int", minimum=0, maximum=11)
 
 
+@dataclass(frozen=True)
+class CaptionsConfig:
+    """Title and caption written into a promoted photo from where it came from
+    (docs/captions.md; templates and their fields are ``pipeline/captions.py``'s)."""
+    enabled: bool = setting(False, "bool")
+    title: str = setting("{subject}", "str")
+    caption: str = setting("{sender_name}", "str")
+    max_length: int = setting(200, "int", minimum=0, maximum=2000)   # 0 = no limit
+    overwrite: bool = setting(False, "bool")
+
+    def rules(self) -> Iterator[Problem]:
+        from pipeline.captions import template_problem
+        for key in ("title", "caption"):
+            if problem := template_problem(getattr(self, key)):
+                yield key, problem
+
+
 # (table name in the file, Config attribute, dataclass)
 SECTIONS: list[tuple[str, str, type]] = [
     ("library", "library", LibraryConfig),
@@ -283,6 +300,7 @@ SECTIONS: list[tuple[str, str, type]] = [
     ("sources.dropbox", "dropbox", DropboxSourceConfig),
     ("sources.imap", "imap", ImapSourceConfig),
     ("resweep", "resweep", ResweepConfig),
+    ("captions", "captions", CaptionsConfig),
 ]
 
 
@@ -295,6 +313,7 @@ class Config:
     resweep: ResweepConfig
     dropbox: DropboxSourceConfig
     imap: ImapSourceConfig
+    captions: CaptionsConfig = CaptionsConfig()
     path: Path | None = None  # the file it came from, None for built-in defaults
     label: str = "built-in defaults"  # how problems name it: the path, or "built-in defaults"
 

@@ -35,6 +35,12 @@ class Provenance:
     subject: str = ""
     message_id: str = ""
     extra: dict = field(default_factory=dict)
+    # What captions are made of (docs/captions.md); items staged before these existed
+    # read back with them empty and ``pipeline/captions.py`` falls back on the above.
+    sender_name: str = ""       # mail From display name ("" when none)
+    body: str = ""              # the first line of the mail's own words (``mail.first_line``)
+    date: str = ""              # YYYY-MM-DD: mail Date, Dropbox client_modified, file mtime
+    folder: str = ""            # Dropbox or inbox sub-folder it came from, relative ("" at top)
 
     @property
     def origin_key(self) -> str:
@@ -101,6 +107,8 @@ class DecisionRecord:
     message_id: str | None = None
     received: str | None = None
     decided_at: str = ""                # ISO 8601; empty: the moment it is recorded
+    title: str | None = None            # [captions]: what the file in Pictures carries,
+    caption: str | None = None          # or would carry (a quarantined arrival)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -329,8 +329,10 @@ def file_sha256(path: Path) -> str:
 
 def arrival_record(provenance: Provenance, sha256: str, verdict: str, place: Place, *,
                    reason: str = "", matched_path: str = "", matched_sha256: str = "",
-                   method: str = "", distance: float = 0.0) -> DecisionRecord:
-    """The log entry of a staged file put at ``place``, with where it came from."""
+                   method: str = "", distance: float = 0.0,
+                   captions=None) -> DecisionRecord:
+    """The log entry of a staged file put at ``place``, with where it came from (and its
+    ``captions.Captions``, if any)."""
     return DecisionRecord(
         verdict=verdict, folder=place.folder, path=place.path, name=provenance.name,
         sha256=sha256, matched_path=matched_path or None,
@@ -338,7 +340,9 @@ def arrival_record(provenance: Provenance, sha256: str, verdict: str, place: Pla
         distance=distance if method else None, reason=reason or None,
         source=provenance.source, origin=provenance.origin_key, sender=provenance.sender,
         subject=provenance.subject, message_id=provenance.message_id,
-        received=provenance.received)
+        received=provenance.received,
+        title=captions.title or None if captions else None,
+        caption=captions.caption or None if captions else None)
 
 
 def library_quarantine(path: str, sha256: str, target: Place, *, kept_path: str,

@@ -40,6 +40,8 @@ class QuarantineEntry:
     message_id: str
     decided_at: str
     exists: bool
+    title: str = ""         # [captions]: the title and caption it would carry on the frame
+    caption: str = ""
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -55,7 +57,8 @@ def list_entries(store, config: Config) -> list[QuarantineEntry]:
             source=row["source"] or "", sender=row["sender"] or "",
             subject=row["subject"] or "", received=row["received"] or "",
             message_id=row["message_id"] or "", decided_at=row["decided_at"],
-            exists=(config.library.quarantine / row["path"]).exists()))
+            exists=(config.library.quarantine / row["path"]).exists(),
+            title=row["title"] or "", caption=row["caption"] or ""))
     return entries
 
 
@@ -126,5 +129,8 @@ def describe(entry: QuarantineEntry) -> str:
     if entry.message_id:
         subject += f" sent {entry.received or '?'} <{entry.message_id}>"
     missing = "" if entry.exists else " [file missing]"
+    captioned = "".join(f"  {label} \"{text}\"" for label, text in
+                        (("title", entry.title), ("caption", entry.caption)) if text)
     return shown(f"{entry.name}  duplicate of {entry.duplicate_of or '?'}  "
-            f"({entry.method}{distance})  {origin}{subject}  {entry.decided_at}{missing}")
+            f"({entry.method}{distance})  {origin}{subject}{captioned}  "
+            f"{entry.decided_at}{missing}")

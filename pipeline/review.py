@@ -91,7 +91,8 @@ def render_entry(row, config: Config, output: Path) -> str:
              ("duplicate of", row["matched_path"] or ""), ("method", row["method"] or ""),
              ("distance", distance), ("reason", row["reason"] or ""),
              ("source", row["source"] or ""), ("sender", row["sender"] or ""),
-             ("subject", row["subject"] or ""), ("date", row["decided_at"])]
+             ("subject", row["subject"] or ""), ("title", row["title"] or ""),
+             ("caption", row["caption"] or ""), ("date", row["decided_at"])]
     listed = "".join(f"<dt>{html.escape(label)}</dt><dd>{html.escape(shown(value))}</dd>"
                      for label, value in facts if value)
     return (f'<div class="entry verdict-{html.escape(row["verdict"])}">'

@@ -17,13 +17,14 @@ Counts and errors go into one ``RunSummary``; turning it into an exit code is ``
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline import catalog, moves, transforms
+from pipeline import captions, catalog, moves, transforms
 from pipeline.config import MIB, Config
 from pipeline.errors import LibraryError, SourceError
 from pipeline.gate import decide
@@ -207,7 +208,16 @@ def judge(config: Config, store, index: SignatureIndex,
     except NotAnImage as exc:
         return None, Decision(Verdict.REJECT, reason=str(exc))
     excluded = store.overridden_partners(signature.sha256)
-    return signature, decide(signature, index, store, config.dedupe, excluded)
+    return signature, decide(_as_filed(store, signature), index, store, config.dedupe,
+                             excluded)
+
+
+def _as_filed(store, signature: Signature) -> Signature:
+    """The signature to match: bytes that a promotion step changed on the way in (a
+    captioned or converted copy is in Pictures) are looked up as what was filed, so
+    ``exact`` knows them when they are sent again."""
+    filed = store.filed_as(signature.sha256)
+    return dataclasses.replace(signature, sha256=filed) if filed else signature
 
 
 def filing_plan(config: Config, item: StagedItem, signature: Signature | None,
@@ -225,8 +235,11 @@ def filing_plan(config: Config, item: StagedItem, signature: Signature | None,
     evidence = dict(matched_path=decision.matched_path, matched_sha256=decision.matched_sha256,
                     method=decision.method, distance=decision.distance)
     moved = [Move(_staged_place(config, source), target)]
+    shown_captions = captions.recorded(config, provenance, target.folder, source,
+                                       filed.format if filed else "")
     records = [moves.arrival_record(provenance, sha256, decision.verdict.value, target,
-                                    reason=decision.reason, **evidence)]
+                                    reason=decision.reason, captions=shown_captions,
+                                    **evidence)]
     if filing and filing.keep_original:
         kept = _new_place(config, "quarantine", _name(provenance, signature), taken)
         moved.append(Move(_staged_place(config, item.data_path), kept))

@@ -113,8 +113,20 @@ def _migration_2_one_journal_shape(connection: sqlite3.Connection, state_dir: Pa
                                (json.dumps(plan.to_dict()), created_at))
 
 
+def _migration_6_captions(connection: sqlite3.Connection, state_dir: Path) -> None:
+    """Decisions carry the title and caption of their photo; the origins' bytes lead to
+    what was filed for them (``filed_as``: a captioned copy is the same photo)."""
+    _run_script(connection, """
+        ALTER TABLE decisions ADD COLUMN title TEXT;
+        ALTER TABLE decisions ADD COLUMN caption TEXT;
+        CREATE INDEX IF NOT EXISTS origins_sha256 ON origins (sha256);
+        CREATE INDEX IF NOT EXISTS decisions_origin ON decisions (origin)
+    """)
+
+
 MIGRATIONS = [(1, "initial", _migration_1_initial),
-              (2, "one journal shape", _migration_2_one_journal_shape)]
+              (2, "one journal shape", _migration_2_one_journal_shape),
+              (6, "captions", _migration_6_captions)]
 
 
 def now_iso() -> str:
@@ -270,12 +282,13 @@ class Store:
         cursor = tx.execute(
             "INSERT INTO decisions (decided_at, verdict, folder, path, name, sha256, "
             "matched_path, matched_sha256, method, distance, reason, source, origin, sender, "
-            "subject, message_id, received) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-            "?, ?, ?)",
+            "subject, message_id, received, title, caption) VALUES (?, ?, ?, ?, ?, ?, ?, ?, "
+            "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (record.decided_at or now_iso(), record.verdict, record.folder, record.path,
              record.name, record.sha256, record.matched_path, record.matched_sha256,
              record.method, record.distance, record.reason, record.source, record.origin,
-             record.sender, record.subject, record.message_id, record.received))
+             record.sender, record.subject, record.message_id, record.received,
+             record.title, record.caption))
         return cursor.lastrowid
 
     def decision(self, decision_id: int) -> sqlite3.Row | None:
@@ -352,3 +365,14 @@ class Store:
         with self.transaction() as tx:
             tx.execute("UPDATE journal SET created_at = created_at "
                        "WHERE id = (SELECT MAX(id) FROM journal)")
+    # --- captions (i14) ------------------------------------------------------------
+
+    def filed_as(self, sha256: str) -> str | None:
+        """The SHA-256 of what was filed into Pictures for bytes that arrived as
+        ``sha256`` when a promotion step changed them (a captioned or converted copy),
+        else None: so ``exact`` knows the original when it is sent again."""
+        rows = self.query(
+            "SELECT d.sha256 FROM origins o JOIN decisions d ON d.origin = o.origin_key "
+            "WHERE o.sha256 = ? AND d.folder = 'pictures' AND d.sha256 IS NOT NULL "
+            "AND d.sha256 != o.sha256 ORDER BY d.id DESC LIMIT 1", (sha256,))
+        return rows[0]["sha256"] if rows else None

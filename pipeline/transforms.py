@@ -14,8 +14,8 @@ builder, which files it through the same ``moves.Plan`` as any photo: the store 
 SHA-256 and signature of what is really in Pictures. A crash before the plan is journaled
 simply transforms again on the next run; after, the journaled plan names the written file.
 
-Shipped with no step: captions and format conversion are the next issues. Adding one is a
-function here and a line in ``STEPS``.
+Steps: ``captions.caption_photo`` (title and caption from the sender, ``[captions]``). Adding
+one is a function and a line in ``STEPS``.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from pipeline.captions import caption_photo
 from pipeline.config import Config
 from pipeline.items import Provenance, StagedItem
 from pipeline.signatures import NotAnImage, Signature, sign_bytes
@@ -54,7 +55,9 @@ class Transformed:
 
 Step = Callable[[Promotion], "Transformed | None"]
 
-STEPS: list[Step] = []
+STEPS: list[Step] = [
+    caption_photo,
+]
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@
 #   chromium (renders the quarantine review page), systemd (systemd-analyze verify),
 #   python3-venv (the test environment below), photo wallpapers (the real photographs
 #   bench/corpus.py cuts the accuracy test's corpus from; the same four packages as
-#   bench/requirements.txt). Installed with sudo when not root; skipped when all present.
+#   bench/requirements.txt), libimage-exiftool-perl (exiftool reads the captions back).
+#   Installed with sudo when not root; skipped when all present.
 #   Python: this package with its [test] extra, editable, in a virtual environment of its
 #   own (install.sh --test), never in the system Python:
 #   $FRAME_INGEST_TEST_VENV, default ~/.cache/frame-ingest/test-venv.
@@ -14,7 +15,8 @@ cd "$(dirname "$0")/.."
 
 packages=(dovecot-imapd chromium systemd fonts-dejavu-core python3-venv strace
           mate-backgrounds plasma-workspace-wallpapers lomiri-wallpapers-20.04
-          lomiri-wallpapers-16.04)
+          lomiri-wallpapers-16.04
+          libimage-exiftool-perl)
 missing=()
 for package in "${packages[@]}"; do
     status=$(dpkg-query -W -f='${db:Status-Status}' "$package" 2>/dev/null || true)

@@ -40,6 +40,15 @@ log = logging.getLogger("frame-ingest")
 STAGED, TAKEN, SKIPPED, GONE = "staged", "taken", "skipped", "gone"
 
 
+def relative_folder(path_display: str, folder: str) -> str:
+    """The sub-folder of ``folder`` (API form) holding the file at ``path_display``, as
+    written by the uploader ("" when the file is directly in ``folder``)."""
+    parent = path_display.rpartition("/")[0]
+    if folder and parent.lower().startswith(folder.lower()):
+        parent = parent[len(folder):]
+    return parent.strip("/")
+
+
 def is_within(path_lower: str, folder: str) -> bool:
     folder = folder.lower()
     return folder == "" or path_lower == folder or path_lower.startswith(folder + "/")
@@ -162,7 +171,9 @@ class DropboxSource:
             source=SOURCE, origin_id=f"{file.id}:{file.content_hash}", name=file.name,
             received=file.server_modified.isoformat(timespec="seconds"),
             sender=f"Dropbox {self.folder or '/'}",
-            extra={"path": file.path_display, "rev": file.rev})
+            extra={"path": file.path_display, "rev": file.rev},
+            date=(file.client_modified or file.server_modified).date().isoformat(),
+            folder=relative_folder(file.path_display, self.folder))
 
     # ------------------------------------------------------------------ acknowledge
 

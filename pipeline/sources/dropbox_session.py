@@ -94,6 +94,7 @@ class RemoteFile:
     content_hash: str
     server_modified: datetime       # UTC
     downloadable: bool              # False for a Google Doc, a Paper doc: no bytes to take
+    client_modified: datetime | None = None     # UTC: what the uploader's device said
 
 
 @dataclass(frozen=True)
@@ -369,7 +370,9 @@ def _remote_file(entry) -> RemoteFile:
                       path_display=entry.path_display, rev=entry.rev, size=entry.size,
                       content_hash=entry.content_hash,
                       server_modified=entry.server_modified.replace(tzinfo=timezone.utc),
-                      downloadable=entry.is_downloadable is not False)
+                      downloadable=entry.is_downloadable is not False,
+                      client_modified=entry.client_modified.replace(tzinfo=timezone.utc)
+                      if entry.client_modified else None)
 
 
 def _lookup_not_found(error, branch: str) -> bool:

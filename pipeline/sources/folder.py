@@ -34,7 +34,7 @@ import stat as stat_module
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from pipeline.config import FolderSourceConfig
 from pipeline.errors import PermanentSourceError
@@ -52,6 +52,12 @@ SETTLING_KEY = "settling"        # source_state: relative path -> what we saw, a
 _KINDS = {stat_module.S_IFIFO: "FIFO", stat_module.S_IFSOCK: "socket",
           stat_module.S_IFCHR: "device", stat_module.S_IFBLK: "device",
           stat_module.S_IFLNK: "symbolic link", stat_module.S_IFDIR: "folder"}
+
+
+def sub_folder(relative: str) -> str:
+    """The inbox sub-folder of a file ("" at the top), what a caption's {folder} shows."""
+    parent = PurePosixPath(relative).parent.as_posix()
+    return "" if parent == "." else parent
 
 
 def identity(status: os.stat_result) -> tuple[int, ...]:
@@ -176,7 +182,9 @@ class FolderSource:
                         [relative, *map(str, identity(opened)[2:]), str(opened.st_ino)]),
                     name=path.name, sender=str(self.inbox),
                     received=datetime.fromtimestamp(opened.st_mtime, timezone.utc)
-                    .isoformat(timespec="seconds"))
+                    .isoformat(timespec="seconds"),
+                    date=datetime.fromtimestamp(opened.st_mtime).date().isoformat(),
+                    folder=sub_folder(relative))
                 staged = None
                 if not context.already_taken(provenance):
                     staged = batch.stage(stream, provenance)

@@ -30,6 +30,7 @@ resumes after the last remembered UID. Wrong credentials are not retried.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import logging
@@ -259,17 +260,20 @@ class ImapSource:
         headers["HEADER"] = outline.header
         skipped: list[str] = []
         images, wanted = 0, []
-        for leaf in parts:
-            part = mail.parse(headers[leaf.part.header_section])
-            label = mail.wanted(part, leaf.index, skipped)
-            if label is None:
-                continue
+        parsed = [(leaf, mail.parse(headers[leaf.part.header_section])) for leaf in parts]
+        candidates = [(leaf, part, label) for leaf, part in parsed
+                      if (label := mail.wanted(part, leaf.index, skipped)) is not None]
+        for leaf, part, label in candidates:
             provenance = self.provenance(uid, contents, leaf.index,
                                          mail.filename_of(part, leaf.index))
             if context.already_taken(provenance):
                 images += 1
             else:
                 wanted.append((leaf, part, label, provenance))
+        if wanted:  # the body only for pictures still to take (captions' {body})
+            body = self.body_of(session, uid, parsed)
+            wanted = [(leaf, part, label, dataclasses.replace(provenance, body=body))
+                      for leaf, part, label, provenance in wanted]
         download = sum(leaf.part.size for leaf, *_ in wanted)
         if download > self.max_message_bytes:
             log.warning("imap: message %d: its pictures are %.1f MiB to download, more than "
@@ -284,6 +288,22 @@ class ImapSource:
         if not images:
             self.log_no_image(uid, contents)
         return TAKEN
+
+    def body_of(self, session: Session, uid: int, parsed: list) -> str:
+        """``mail.first_line`` of the message's plain-text body, from at most
+        ``mail.BODY_LIMIT`` characters' worth of the part's bytes ("" when none)."""
+        for leaf, part in parsed:
+            if mail.is_body_part(part):
+                encoded = session.fetch_chunk(uid, leaf.part.section, 0, 2 * mail.BODY_LIMIT)
+                if encoded is None:
+                    raise _Gone()
+                decoder = mail_parts.decoder_for(leaf.part.encoding)
+                try:
+                    data = decoder.feed(encoded) + decoder.finish()
+                except ValueError:  # binascii.Error: broken base64, or cut mid-group
+                    return ""
+                return mail.first_line(mail.body_text(data, part))
+        return ""
 
     def stage_part(self, session: Session, uid: int, where: mail_parts.MimePart, part,
                    label: str, provenance: Provenance, context: FetchContext,
@@ -375,7 +395,9 @@ class ImapSource:
             source=SOURCE, origin_id=f"{contents.message_key}#{index}",
             name=filename, received=contents.date, sender=contents.sender,
             subject=contents.subject, message_id=contents.message_id,
-            extra={"folder": self.settings.folder, "uid": uid, "from": contents.sender_display})
+            extra={"folder": self.settings.folder, "uid": uid, "from": contents.sender_display},
+            sender_name=contents.sender_name, body=contents.body,
+            date=contents.date[:10])
 
     # --- remembered position -----------------------------------------------------------
 

@@ -56,6 +56,8 @@ class MailContents:
     date: str                           # ISO 8601, "" when missing or unreadable
     message_id: str                     # without angle brackets, "" when missing
     message_key: str                    # message_id, or "sha256:<hex>" of the raw bytes
+    sender_name: str = ""               # the From display name, "" when none or ambiguous
+    body: str = ""                      # first_line of the plain-text body
     images: list[ImagePart] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)    # one reason per skipped part
     message: EmailMessage | None = None                 # the parsed message (for sender rules)
@@ -74,6 +76,7 @@ def extract(raw: bytes, *, min_side: int = 0, max_bytes: int | None = None) -> M
     """
     message = parse(raw)
     contents = _headers(message, raw)
+    contents.body = first_line(_plain_body(message))
     counter = _Counter()
     for part in _leaves(message, 0, counter, contents.skipped):
         image = _image_part(part, counter.leaves, min_side, max_bytes, contents.skipped)
@@ -223,6 +226,7 @@ def _headers(message: EmailMessage, raw: bytes | None) -> MailContents:
     message_id = _header_text(message, "message-id").strip().strip("<>").strip()
     key = message_id or ("sha256:" + hashlib.sha256(raw).hexdigest() if raw is not None else "")
     return MailContents(sender=sender, sender_display=sender_display,
+                        sender_name=_display_name(sender_display) if sender else "",
                         subject=_header_text(message, "subject"),
                         date=_iso_date(_header_text(message, "date")),
                         message_id=message_id, message_key=key, message=message)
@@ -245,6 +249,11 @@ def _single_sender(message: EmailMessage, sender_display: str) -> str:
     return sender if mentioned <= {sender} else ""
 
 
+def _display_name(sender_display: str) -> str:
+    names = [name for name, _ in getaddresses([sender_display])]
+    return " ".join(names[0].split()) if len(names) == 1 else ""
+
+
 _ADDRESS_LIKE = re.compile(r"[^\s<>\"'(),;:\[\]]+@[^\s<>\"'(),;:\[\]]+")
 
 
@@ -263,4 +272,53 @@ def _iso_date(text: str) -> str:
     try:
         return parsedate_to_datetime(text).isoformat()
     except (ValueError, TypeError, IndexError):
+        return ""
+
+
+# --- the sender's own words, for captions -------------------------------------------------
+
+BODY_LIMIT = 16 * 1024      # characters of a body looked at (and bytes fetched for it)
+_ATTRIBUTION = re.compile(r"^(on\b.*\bwrote|am\b.*\bschrieb\b.*|le\b.*\ba écrit)\s*:\s*$",
+                          re.IGNORECASE)
+_FORWARD = re.compile(r"^-{2,}\s*(original message|forwarded message|ursprüngliche nachricht"
+                      r"|weitergeleitete nachricht)", re.IGNORECASE)
+
+
+def first_line(text: str) -> str:
+    """The first non-empty line of a plain-text body that the sender wrote: quoted lines
+    ("> ...") and their "On ... wrote:" attribution are left out, and the signature ("-- "
+    and all below it) and a quoted or forwarded original end the search. "" when none."""
+    for line in text[:BODY_LIMIT].splitlines():
+        stripped = line.strip()
+        if line.rstrip() in ("--", "-- ") or _FORWARD.match(stripped):
+            return ""
+        if not stripped or stripped.startswith(">") or _ATTRIBUTION.match(stripped):
+            continue
+        return " ".join(stripped.split())
+    return ""
+
+
+def is_body_part(part: EmailMessage) -> bool:
+    """Whether a leaf part is the message's plain-text body (not a text attachment)."""
+    return part.get_content_type() == "text/plain" and not _filename(part) and \
+        part.get_content_disposition() != "attachment"
+
+
+def body_text(data: bytes, part: EmailMessage) -> str:
+    """Decoded bytes of a text part as text, in its declared charset (else UTF-8)."""
+    charset = part.get_content_charset() or "utf-8"
+    try:
+        return data.decode(charset, errors="replace")
+    except LookupError:
+        return data.decode("utf-8", errors="replace")
+
+
+def _plain_body(message: EmailMessage) -> str:
+    """The plain-text body of a parsed message ("" when it has none)."""
+    try:
+        body = message.get_body(preferencelist=("plain",))
+        if body is None or not is_body_part(body):
+            return ""
+        return body_text(body.get_payload(decode=True) or b"", body)
+    except (ValueError, TypeError, LookupError, AttributeError, KeyError):
         return ""
