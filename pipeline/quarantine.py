@@ -93,7 +93,7 @@ def find_entry(store, config: Config, name: str) -> QuarantineEntry:
 def restore_plan(store, config: Config, entry: QuarantineEntry) -> Plan:
     """Back to Pictures under a free name, its library row, the pair that is never a
     duplicate (its bytes and those of the file it was taken for), the decision undone; if
-    it was taken for a photo removed from the frame, that removal is forgotten."""
+    it was taken for a photo removed from the frame, that removal is forgotten instead."""
     source = config.library.quarantine / entry.name
     if not source.exists():
         raise PipelineError(f"{source}: the file is no longer in quarantine")
@@ -103,14 +103,16 @@ def restore_plan(store, config: Config, entry: QuarantineEntry) -> Plan:
         raise PipelineError(f"{entry.name}: cannot be restored: {exc}") from None
     row = store.decision(entry.decision_id)
     partner = row["matched_sha256"] or _sha256_of(store, row["matched_path"])
+    # taken for a photo removed from the frame: the removal is forgotten, and no pair is
+    # remembered (the two are the same photo; a third copy is a duplicate as usual)
+    removal = bool(partner) and store.is_removed(partner)
     relative = unique_target(config.library.pictures, source.name) \
         .relative_to(config.library.pictures).as_posix()
     return Plan("restore", entry.name,
                 moves=(Move(Place("quarantine", entry.name), Place("pictures", relative)),),
                 add_files=(LibraryRow(relative, signature),),
-                overrides=((signature.sha256, partner),) if partner else (),
-                restored=(entry.decision_id,),
-                forget_removed=(partner,) if partner and store.is_removed(partner) else ())
+                overrides=((signature.sha256, partner),) if partner and not removal else (),
+                restored=(entry.decision_id,), forget_removed=(partner,) if removal else ())
 
 
 def _sha256_of(store, library_path: str | None) -> str | None:
