@@ -74,6 +74,7 @@ class LibraryConfig:
     remember_removed: bool = setting(True, "bool")
     frame_formats: list = setting(["JPEG", "PNG", "HEIF"], "strlist")
     after_promote: list = setting([], "strlist")   # a command, no shell; paths on stdin
+    after_promote_timeout: float = setting(30.0, "float", minimum=0.1, maximum=3600.0)
 
     def rules(self) -> Iterator[Problem]:
         """Each folder has one job: a photo moved "to quarantine" must leave Pictures, and

@@ -8,8 +8,9 @@ runs after the run has released the instance lock, in frame-ingest's working dir
 environment.
 
 Whatever happens to it, the run's outcome stays what it was: a program that is missing or
-cannot be started, a nonzero exit, or a command still running after ``TIMEOUT`` seconds
-(it is then killed) is logged in one line, and the run still exits 0. Its output is not
+cannot be started, a nonzero exit, or a command still running after
+``after_promote_timeout`` seconds (default 30: enough for a request to the frame on a busy
+Pi, short for a run; the command and what it started are then killed) is logged in one line, and the run still exits 0. Its output is not
 passed on (``run --json`` prints one JSON object on stdout); the last line it wrote to
 stderr goes into the failure line.
 """
@@ -27,8 +28,6 @@ from pipeline.text import shown
 
 log = logging.getLogger("frame-ingest")
 
-TIMEOUT = 30    # seconds: enough for a request to the frame on a busy Pi, short for a run
-
 
 def after_promote(config: Config, paths: list[Path]) -> bool:
     """Run the configured command with ``paths`` on stdin; True when it succeeded (or no
@@ -37,7 +36,7 @@ def after_promote(config: Config, paths: list[Path]) -> bool:
     if not command or not paths:
         return True
     lines = b"".join(os.fsencode(path) + b"\n" for path in paths)
-    program = command[0]
+    program, timeout = command[0], config.library.after_promote_timeout
     try:
         # its own process group, so a timeout stops what it started too (sh -c "sleep; ...")
         child = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
@@ -47,12 +46,12 @@ def after_promote(config: Config, paths: list[Path]) -> bool:
                     shown(program), exc.strerror or exc)
         return False
     try:
-        _, stderr = child.communicate(lines, timeout=TIMEOUT)
+        _, stderr = child.communicate(lines, timeout=timeout)
     except subprocess.TimeoutExpired:
         os.killpg(child.pid, signal.SIGKILL)
         child.communicate()
-        log.warning("after_promote: %s did not finish within %d s; stopped it (the run "
-                    "is not affected)", shown(program), TIMEOUT)
+        log.warning("after_promote: %s did not finish within %g s; stopped it (the run "
+                    "is not affected)", shown(program), timeout)
         return False
     if child.returncode != 0:
         said = stderr.decode("utf-8", "replace").strip().splitlines()
