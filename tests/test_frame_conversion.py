@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 
 import pytest
 from PIL import Image, ImageCms
@@ -141,6 +142,8 @@ def test_the_original_of_a_removed_conversion_stays_out_and_the_review_page_says
     html = (home.path / "review" / "index.html").read_text()
     assert "2 file(s) to review" in page.stdout
     assert "converted for the frame" in html and "removed from the frame on" in html
+    # beside the re-sent original: the removed JPEG from DeletedPictures, with a thumbnail
+    assert re.search(r'<img src="thumbs/\w+\.jpg" alt="removed from the frame">', html)
 
 
 def _mean_gap(first: Image.Image, second: Image.Image) -> float:
