@@ -69,6 +69,8 @@ def convert_for_frame(promotion):
         log.warning("%s: cannot be converted for the frame (%s); filed as %s",
                     promotion.provenance.name, exc, promotion.signature.format)
         return None
+    log.info("%s: %s converted to JPEG for the frame (the original is kept in quarantine)",
+             promotion.provenance.name, promotion.signature.format)
     return Transformed(data, keep_original=REASON)
 
 
