@@ -115,3 +115,24 @@ def test_with_remember_removed_off_a_photo_sent_again_is_promoted(home, photo):
     home.drop("dog 2.jpg", photo["original"])
     assert frame.run()["promoted"] == 1 and home.files(home.pictures) == ["dog 2.jpg"]
     assert frame.status()["removed_remembered"] == 0
+
+
+def test_a_removal_interrupted_after_its_plan_was_journaled_is_finished_by_the_next_run(
+        home, photo):
+    from pipeline.moves import Move, Place, Plan
+    from pipeline.store import Store
+
+    frame = FrameCli(home)
+    home.drop("hill.jpg", photo["original"])
+    frame.run()
+    plan = Plan("remove", "hill.jpg",
+                moves=(Move(Place("pictures", "hill.jpg"), Place("removed", "hill.jpg")),),
+                remove_files=("hill.jpg",), remember_removed=(("hill.jpg", "hill.jpg"),))
+    with Store(home.state_dir / "store.sqlite3") as store, store.transaction() as tx:
+        store.add_journal(tx, plan.to_dict())       # what `remove` does first; then a kill
+    result = frame("run")
+    assert "finishing the interrupted remove of hill.jpg" in result.stderr
+    assert home.files(home.pictures) == []
+    assert home.files(home.path / "DeletedPictures") == ["hill.jpg"]
+    [removal] = frame("removed", "list", "--json").json()
+    assert (removal["path"], removal["kept"]) == ("hill.jpg", "hill.jpg")
