@@ -145,8 +145,10 @@ def remove_from_frame(settings: Config, store, path) -> Path:
     moves.replay(store, settings, Staging(settings.staging_dir))
     relative = library_path(settings, path)
     source = settings.library.pictures / relative
-    if store.file(relative) is None or store.file(relative)["sha256"] is None:
-        _sign_into_store(settings, store, relative)   # put in by hand since the last run
+    row, status = store.file(relative), source.stat()
+    if row is None or row["sha256"] is None or \
+            (row["size"], row["mtime_ns"]) != (status.st_size, status.st_mtime_ns):
+        _sign_into_store(settings, store, relative)   # new or changed since the last scan
     folder = settings.library.removed_folder
     folder.mkdir(parents=True, exist_ok=True)
     target = unique_target(folder, source.name).relative_to(folder).as_posix()

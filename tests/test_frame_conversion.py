@@ -28,7 +28,7 @@ def encoded(image: Image.Image, image_format: str, **options) -> bytes:
 
 @pytest.fixture(scope="module")
 def picture():
-    return images.photo(151)
+    return images.painting(151, (600, 400))     # photo-like, and quick to make
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +85,7 @@ def test_the_original_sent_again_is_an_exact_duplicate_of_the_jpeg_made_from_it(
 
 def test_other_formats_become_jpeg_and_the_frames_own_formats_go_in_untouched(home):
     def small(seed: int) -> Image.Image:        # distinct photo-like pictures, quick to make
-        return images.painting(seed, (480, 320))
+        return images.painting(seed, (320, 240))
     frames = [small(152).convert("P"), small(153).convert("P")]
     animated = io.BytesIO()
     frames[0].save(animated, "GIF", save_all=True, append_images=frames[1:], duration=200)
@@ -116,7 +116,7 @@ def test_a_format_listed_in_frame_formats_and_photos_already_in_pictures_stay_as
     frame = FrameCli(home, library='frame_formats = ["JPEG", "PNG", "HEIF", "WEBP"]\n')
     home.drop("kept.webp", webp[0])
     home.pictures.mkdir(parents=True)
-    by_hand = encoded(images.photo(160), "TIFF")
+    by_hand = encoded(images.painting(160, (320, 240)), "TIFF")
     (home.pictures / "by hand.tif").write_bytes(by_hand)
     assert frame.run()["promoted"] == 1
     frame("resweep")

@@ -19,9 +19,9 @@ from tests.frame_cli import FrameCli
 
 @pytest.fixture(scope="module")
 def photo():
-    picture = images.photo(141)
+    picture = images.painting(141, (640, 480))     # photo-like, and quick to make
     return {"original": images.jpeg(picture), "recompressed": images.jpeg(picture, quality=70),
-            "other": images.jpeg(images.photo(142))}
+            "other": images.jpeg(images.painting(142, (640, 480)))}
 
 
 def test_a_deleted_photo_sent_again_as_another_copy_is_quarantined_until_restored(home, photo):
