@@ -10,9 +10,10 @@ environment.
 Whatever happens to it, the run's outcome stays what it was: a program that is missing or
 cannot be started, a nonzero exit, or a command still running after
 ``after_promote_timeout`` seconds (default 30: enough for a request to the frame on a busy
-Pi, short for a run; the command and what it started are then killed) is logged in one line, and the run still exits 0. Its output is not
-passed on (``run --json`` prints one JSON object on stdout); the last line it wrote to
-stderr goes into the failure line.
+Pi, short for a run; the command and what it started are then killed) is logged in one
+line, and the run still exits as it would have. Its output is not passed on (``run --json``
+prints one JSON object on stdout); the last line it wrote to stderr goes into the failure
+line.
 """
 
 from __future__ import annotations

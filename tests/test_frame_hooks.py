@@ -32,7 +32,8 @@ def warnings_of(stderr: str) -> list[str]:
 def test_the_command_gets_the_promoted_paths_once_per_run_that_promoted_any(home, tmp_path):
     told = tmp_path / "told.txt"
     record = "import sys; open(sys.argv[1], 'a').write(sys.stdin.read() + '--\\n')"
-    frame = FrameCli(home, library=f"after_promote = {toml_list([sys.executable, '-c', record, str(told)])}\n")
+    command = [sys.executable, "-c", record, str(told)]
+    frame = FrameCli(home, library=f"after_promote = {toml_list(command)}\n")
     home.drop("one.jpg", images.jpeg(images.painting(171, (320, 240))))
     home.drop("two.png", images.png(images.painting(172, (320, 240))))
     assert frame.run()["promoted"] == 2
