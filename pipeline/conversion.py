@@ -20,7 +20,7 @@ stereo JPEG, counts as JPEG) is converted on its way into Pictures:
 The step returns the JPEG bytes with ``keep_original = "converted for the frame"``: the
 gate's plan files the JPEG and moves the original, in the same journaled plan, into
 quarantine, where ``quarantine list`` shows it as the duplicate of the JPEG. Sending the
-original again is an exact duplicate of the JPEG (``transforms.filed_copy``). The resweep
+original again is an exact duplicate of the JPEG (``run._as_filed``). The resweep
 runs no promotion step, so photos already in Pictures are left as they are.
 """
 

@@ -111,16 +111,13 @@ class RemovedPhotos:
     def thumbs(self, ids: list[int]) -> dict[int, bytes]:
         return self.store.removed_thumbs(ids)
 
-    def decide(self, signature: Signature, settings: DedupeConfig, filed_as: set[str],
+    def decide(self, signature: Signature, settings: DedupeConfig,
                excluded: set[str] = frozenset()) -> Decision | None:
-        """A quarantine decision when ``signature`` is a removed photo (by the configured
-        method, or exactly: its bytes, or ``filed_as``, the forms they were filed in
-        before, such as a JPEG converted from them), else None."""
+        """A quarantine decision when ``signature`` is a removed photo by the configured
+        method (the gate passes bytes filed before in another form, such as the original
+        of a converted JPEG, with the SHA-256 of what was filed), else None."""
         if len(self.index) == 0:
             return None
-        for sha256 in sorted(filed_as - set(excluded)):
-            for position in self.index.exact(sha256):
-                return self._decision(position, "exact", 0.0)
         match = best_match(signature, self.index, self, settings, excluded)
         return None if match is None else \
             self._decision(match.position, match.method, match.distance)

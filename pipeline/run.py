@@ -16,6 +16,7 @@ Counts and errors go into one ``RunSummary``; turning it into an exit code is ``
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -175,12 +176,19 @@ def judge(config: Config, store, index: SignatureIndex, item: StagedItem,
     except NotAnImage as exc:
         return None, Decision(Verdict.REJECT, reason=str(exc))
     excluded = store.overridden_partners(signature.sha256)
-    filed_as = store.filed_from(signature.sha256)
-    decision = transforms.filed_copy(index, filed_as, excluded) or \
-        decide(signature, index, store, config.dedupe, excluded)
+    decision = decide(_as_filed(store, signature), index, store, config.dedupe, excluded)
     if decision.verdict is Verdict.PROMOTE and removed is not None:
-        decision = removed.decide(signature, config.dedupe, filed_as, excluded) or decision
+        decision = removed.decide(_as_filed(store, signature), config.dedupe,
+                                  excluded) or decision
     return signature, decision
+
+
+def _as_filed(store, signature: Signature) -> Signature:
+    """The signature to match: bytes that a promotion step changed on the way in (a
+    captioned or converted copy is in Pictures) are looked up as what was filed, so
+    ``exact`` knows them when they are sent again."""
+    filed = store.filed_as(signature.sha256)
+    return dataclasses.replace(signature, sha256=filed) if filed else signature
 
 
 def filing_plan(config: Config, item: StagedItem, signature: Signature | None,

@@ -130,8 +130,8 @@ def _migration_3_removed(connection: sqlite3.Connection, state_dir: Path) -> Non
             UNIQUE (path, sha256)
         );
         CREATE INDEX removed_sha256 ON removed (sha256);
-        CREATE INDEX origins_sha256 ON origins (sha256);     -- for filed_from
-        CREATE INDEX decisions_origin ON decisions (origin)
+        CREATE INDEX IF NOT EXISTS origins_sha256 ON origins (sha256);     -- filed_as
+        CREATE INDEX IF NOT EXISTS decisions_origin ON decisions (origin)
     """)
 
 
@@ -407,17 +407,12 @@ class Store:
     def count_removed(self) -> int:
         return self.query("SELECT COUNT(DISTINCT sha256) FROM removed")[0][0]
 
-    def filed_from(self, arrived_sha256: str) -> set[str]:
-        """SHA-256 of every file filed from these arrived bytes in another form (converted
-        or otherwise transformed by a promotion step), via the origin that delivered them."""
-        rows = self.query("SELECT DISTINCT decisions.sha256 FROM origins JOIN decisions "
-                          "ON decisions.origin = origins.origin_key "
-                          "WHERE origins.sha256 = ? AND decisions.folder = 'pictures' "
-                          "AND decisions.sha256 IS NOT NULL AND decisions.sha256 != ?",
-                          (arrived_sha256, arrived_sha256))
-        return {row[0] for row in rows}
-
-    def files_with_sha256(self, sha256s: set[str]) -> list[sqlite3.Row]:
-        marks = ", ".join("?" * len(sha256s))
-        return self.query(f"SELECT path, sha256 FROM files WHERE sha256 IN ({marks}) "
-                          "ORDER BY path", tuple(sorted(sha256s))) if sha256s else []
+    def filed_as(self, sha256: str) -> str | None:
+        """The SHA-256 of what was filed into Pictures for bytes that arrived as
+        ``sha256`` when a promotion step changed them (a captioned or converted copy),
+        else None: so ``exact`` knows the original when it is sent again."""
+        rows = self.query(
+            "SELECT d.sha256 FROM origins o JOIN decisions d ON d.origin = o.origin_key "
+            "WHERE o.sha256 = ? AND d.folder = 'pictures' AND d.sha256 IS NOT NULL "
+            "AND d.sha256 != o.sha256 ORDER BY d.id DESC LIMIT 1", (sha256,))
+        return rows[0]["sha256"] if rows else None

@@ -14,10 +14,8 @@ builder, which files it through the same ``moves.Plan`` as any photo: the store 
 SHA-256 and signature of what is really in Pictures. A crash before the plan is journaled
 simply transforms again on the next run; after, the journaled plan names the written file.
 
-Adding a step is a function (in a module named for it) and a line in ``STEPS``.
-
-The arrived bytes and the file made from them are one photo: ``filed_copy`` makes bytes
-that arrive again an exact duplicate of the file they were filed as, whatever the method.
+Steps: ``conversion.convert_for_frame`` (a JPEG for a format the frame cannot show,
+``[library] frame_formats``). Adding one is a function and a line in ``STEPS``.
 """
 
 from __future__ import annotations
@@ -30,7 +28,7 @@ from typing import Callable
 
 from pipeline.config import Config
 from pipeline.conversion import convert_for_frame
-from pipeline.items import Decision, Provenance, StagedItem, Verdict
+from pipeline.items import Provenance, StagedItem
 from pipeline.signatures import NotAnImage, Signature, sign_bytes
 from pipeline.staging import fsync_directory
 
@@ -102,18 +100,3 @@ def write_durably(target: Path, data: bytes) -> Path:
     fsync_directory(target.parent)
     return target
 
-
-def filed_copy(index, filed_as: set[str], excluded: set[str] = frozenset()) -> Decision | None:
-    """The verdict on bytes that were filed before in another form (``filed_as``: the
-    SHA-256 of what a step made of them, ``Store.filed_from``): an exact duplicate of that
-    library file, whatever ``[dedupe] method`` (a WebP sent again is a duplicate of the JPEG
-    made from it). None when no such file is in ``index``."""
-    for sha256 in sorted(filed_as - set(excluded)):
-        positions = index.exact(sha256)
-        if positions:
-            path = index.paths[positions[0]]
-            return Decision(Verdict.DUPLICATE,
-                            reason=f"duplicate of {path} (exact: it was filed from these bytes)",
-                            matched_path=path, matched_sha256=sha256, method="exact",
-                            distance=0.0)
-    return None
