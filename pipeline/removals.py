@@ -14,6 +14,7 @@ What is not a removal:
   same bytes elsewhere and forgets the removal it noticed a moment before;
 - the product's own moves (resweep, replace, quarantine): their plans drop the library row
   themselves, so the scan never sees those files vanish;
+- a file an unfinished plan of ours moves out (a crashed resweep, read by a dry run);
 - a file that vanished from the scan but is still on disk (a new ``[resweep] exclude``),
   and a whole library vanishing at once (Pictures not mounted): not remembered, one warning.
 
@@ -53,7 +54,10 @@ def noticer(config: Config, store):
     pictures = config.library.pictures
 
     def notice(tx, vanished: list[str]) -> None:
-        gone = [path for path in vanished if not (pictures / path).exists()]
+        moving = {source[1] for _, plan in store.journal() for source, _ in plan["moves"]
+                  if source[0] == "pictures"}   # an unfinished plan of ours moves them
+        gone = [path for path in vanished
+                if not (pictures / path).exists() and path not in moving]
         if not gone:
             return
         if not pictures.is_dir() or (len(gone) > 1 and len(gone) >= store.count_files()):

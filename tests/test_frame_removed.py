@@ -136,3 +136,23 @@ def test_a_removal_interrupted_after_its_plan_was_journaled_is_finished_by_the_n
     assert home.files(home.path / "DeletedPictures") == ["hill.jpg"]
     [removal] = frame("removed", "list", "--json").json()
     assert (removal["path"], removal["kept"]) == ("hill.jpg", "hill.jpg")
+
+
+def test_a_library_file_an_unfinished_plan_moves_out_is_not_taken_for_a_removal(home, photo):
+    from pipeline.moves import Move, Place, Plan
+    from pipeline.store import Store
+
+    frame = FrameCli(home)
+    home.drop("copy.jpg", photo["other"])
+    frame.run()
+    target = home.quarantine / "2026-12-01" / "copy.jpg"     # a resweep killed mid-plan:
+    target.parent.mkdir(parents=True)                         # moved, not yet recorded
+    os.rename(home.pictures / "copy.jpg", target)
+    plan = Plan("quarantine", "copy.jpg", moves=(Move(Place("pictures", "copy.jpg"),
+                                                      Place("quarantine", "2026-12-01/copy.jpg")),),
+                remove_files=("copy.jpg",))
+    with Store(home.state_dir / "store.sqlite3") as store, store.transaction() as tx:
+        store.add_journal(tx, plan.to_dict())
+    frame("gate", "--dry-run")                  # scans Pictures without finishing the plan
+    frame.run()                                 # finishes it
+    assert frame.status()["removed_remembered"] == 0
