@@ -105,6 +105,10 @@ def test_moves_inside_pictures_and_the_products_own_moves_are_not_removals(home,
     frame.run()
     assert frame.status()["removed_remembered"] == 0
     assert frame("removed", "list", "--json").json() == []
+    (home.pictures / "album" / "renamed.jpg").unlink()     # now a person deletes it:
+    frame("resweep")                                        # the nightly pass notices
+    assert [row["path"] for row in frame("removed", "list", "--json").json()] == \
+        ["album/renamed.jpg"]
 
 
 def test_with_remember_removed_off_a_photo_sent_again_is_promoted(home, photo):
