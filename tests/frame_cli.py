@@ -12,6 +12,7 @@ import contextlib
 import io
 import json
 import logging
+import signal
 from dataclasses import dataclass
 
 from pipeline import cli
@@ -48,11 +49,13 @@ class FrameCli:
 
     def __call__(self, *arguments: str, check: bool = True) -> Outcome:
         stdout, stderr = io.StringIO(), io.StringIO()
+        terminate = signal.getsignal(signal.SIGTERM)     # main() installs its own
         with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
             try:
                 code = cli.main(["--config", str(self.config), *arguments])
             finally:
                 logging.getLogger("frame-ingest").handlers.clear()
+                signal.signal(signal.SIGTERM, terminate)
         outcome = Outcome(code, stdout.getvalue(), stderr.getvalue())
         if check and code != 0:
             raise AssertionError(f"frame-ingest {' '.join(arguments)} exited {code}:\n"
