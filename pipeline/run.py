@@ -24,9 +24,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline import captions, catalog, moves, transforms
+from pipeline import captions, catalog, hooks, moves, removals, transforms
 from pipeline.config import MIB, Config
 from pipeline.errors import LibraryError, SourceError
+from pipeline.formats import SUFFIXES
 from pipeline.gate import decide
 from pipeline.index import SignatureIndex
 from pipeline.items import Decision, StagedItem, Verdict
@@ -55,6 +56,7 @@ class RunSummary:
     rejected: int = 0
     errors: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
+    filed: list[Path] = field(default_factory=list)    # promoted into Pictures: after_promote
 
     def to_dict(self) -> dict:
         return {"fetched": self.fetched, "promoted": self.promoted,
@@ -85,6 +87,8 @@ def run_once(config: Config, *, fetch: bool = True, gate: bool = True, only: str
             fetch_all(config, store, staging, summary, only)
         if gate:
             gate_staged(config, store, staging, summary, dry_run=dry_run)
+    if summary.filed:   # after the lock: the command may ask frame-ingest things
+        hooks.after_promote(config, summary.filed)
     return summary
 
 
@@ -118,14 +122,16 @@ def gate_staged(config: Config, store, staging: Staging, summary: RunSummary,
     if not dry_run:
         moves.replay(store, config, staging)
     catalog.refresh(store, config.library.pictures, exclude=config.resweep.exclude,
-                    max_pixels=config.gate.max_pixels)
+                    max_pixels=config.gate.max_pixels,
+                    vanishing=removals.noticer(config, store))
     index = SignatureIndex.from_store(store)
+    removed = removals.RemovedPhotos.load(store) if config.library.remember_removed else None
     batch = GateBatch(moves.PlanBatch(store, config, staging), [], set())
     try:
         for item in staging.items():
             try:
                 decision = gate_item(config, store, staging, index, item, dry_run=dry_run,
-                                     batch=batch)
+                                     batch=batch, removed=removed, filed=summary.filed)
             except LibraryError:
                 batch.finish(summary)       # what was planned before it
                 raise
@@ -160,10 +166,13 @@ class GateBatch:
 
 def gate_item(config: Config, store, staging: Staging, index: SignatureIndex,
               item: StagedItem, *, dry_run: bool = False,
-              batch: GateBatch | None = None) -> Decision | None:
+              batch: GateBatch | None = None,
+              removed: removals.RemovedPhotos | None = None,
+              filed: list[Path] | None = None) -> Decision | None:
     """Decide on one staged item and plan its filing into ``batch`` (or, dry, say what
     would happen); None when it was filed already (a crash came before the clean-up of
-    staging) or is damaged (set aside)."""
+    staging) or is damaged (set aside). ``removed``: the photos removed from the frame;
+    ``filed`` collects the paths promoted into Pictures."""
     if store.has_origin(item.provenance.origin_key):
         if not dry_run:
             staging.discard(item)
@@ -172,7 +181,7 @@ def gate_item(config: Config, store, staging: Staging, index: SignatureIndex,
         if not dry_run:
             staging.set_aside(item.directory, "the staged bytes are gone")
         return None
-    signature, decision = judge(config, store, index, item)
+    signature, decision = judge(config, store, index, item, removed)
     if signature is not None and signature.sha256 != item.sha256:
         if not dry_run:
             staging.set_aside(item.directory, f"the staged bytes changed since they were "
@@ -191,14 +200,18 @@ def gate_item(config: Config, store, staging: Staging, index: SignatureIndex,
     batch.said.append((item.provenance.name, decision))
     for row in plan.add_files:          # the next decision sees it before it is filed
         index.add(store.file(row.path)["id"], row.path, row.signature)
+        if filed is not None:
+            filed.append(config.library.pictures / row.path)
     for path in plan.remove_files:
         index.remove(path)
     return decision
 
 
-def judge(config: Config, store, index: SignatureIndex,
-          item: StagedItem) -> tuple[Signature | None, Decision]:
-    """Sign a staged item and decide on it (a file that is no usable image is rejected)."""
+def judge(config: Config, store, index: SignatureIndex, item: StagedItem,
+          removed: removals.RemovedPhotos | None = None) -> tuple[Signature | None, Decision]:
+    """Sign a staged item and decide on it (a file that is no usable image is rejected):
+    bytes filed before in another form are that file's exact duplicate; a photo the
+    library does not hold but that was removed from the frame is quarantined."""
     if item.size > config.gate.max_file_bytes:
         reason = f"file too large: {item.size / MIB:.1f} MiB (limit " \
                  f"{config.gate.max_file_mb:g} MiB)"
@@ -208,8 +221,11 @@ def judge(config: Config, store, index: SignatureIndex,
     except NotAnImage as exc:
         return None, Decision(Verdict.REJECT, reason=str(exc))
     excluded = store.overridden_partners(signature.sha256)
-    return signature, decide(_as_filed(store, signature), index, store, config.dedupe,
-                             excluded)
+    decision = decide(_as_filed(store, signature), index, store, config.dedupe, excluded)
+    if decision.verdict is Verdict.PROMOTE and removed is not None:
+        decision = removed.decide(_as_filed(store, signature), config.dedupe,
+                                  excluded) or decision
+    return signature, decision
 
 
 def _as_filed(store, signature: Signature) -> Signature:
@@ -229,7 +245,10 @@ def filing_plan(config: Config, item: StagedItem, signature: Signature | None,
     provenance = item.provenance
     filed = filing.signature if filing else signature
     taken = set() if taken is None else taken   # names planned but not on disk yet
-    target = _new_place(config, FOLDER_OF[decision.verdict], _name(provenance, filed), taken)
+    converted = filing is not None and signature is not None and \
+        filing.signature.format != signature.format
+    target = _new_place(config, FOLDER_OF[decision.verdict],
+                        _name(provenance, filed, converted), taken)
     source = filing.path if filing else item.data_path
     sha256 = filed.sha256 if filed else item.sha256
     evidence = dict(matched_path=decision.matched_path, matched_sha256=decision.matched_sha256,
@@ -244,7 +263,8 @@ def filing_plan(config: Config, item: StagedItem, signature: Signature | None,
         kept = _new_place(config, "quarantine", _name(provenance, signature), taken)
         moved.append(Move(_staged_place(config, item.data_path), kept))
         records.append(moves.arrival_record(provenance, item.sha256, Verdict.DUPLICATE.value,
-                                            kept, reason=filing.keep_original))
+                                            kept, reason=filing.keep_original,
+                                            matched_path=target.path, matched_sha256=sha256))
     if decision.verdict is Verdict.REPLACE:
         old = decision.matched_path
         move, record = moves.library_quarantine(
@@ -263,9 +283,12 @@ def filing_plan(config: Config, item: StagedItem, signature: Signature | None,
                 discard_staged=item.item_id)
 
 
-def _name(provenance, signature: Signature | None) -> str:
-    """The sender's name made safe, with the extension of the bytes' real format."""
+def _name(provenance, signature: Signature | None, converted: bool = False) -> str:
+    """The sender's name made safe, with the extension of the bytes' real format (for a
+    photo converted to another format, instead of the old one: photo.webp -> photo.jpg)."""
     name = sanitize_name(provenance.name)
+    if converted and Path(name).suffix.lower() in SUFFIXES and Path(name).stem:
+        name = Path(name).stem
     return with_extension(name, signature.format) if signature is not None else name
 
 

@@ -25,6 +25,7 @@ def gather_status(config: Config, store) -> dict:
         "staging_damaged_folder": str(staging.damaged),
         "quarantined": len(store.decisions_in("quarantine")),
         "rejected": len(store.decisions_in("rejected")),
+        "removed_remembered": store.count_removed(),
         "decisions": store.counts(),
         "sources": sources,
         "recent": [dict(row) for row in recent],
@@ -37,7 +38,9 @@ def format_status(status: dict) -> str:
     lines = [f"library:     {status['library_files']} photos in {status['pictures']}",
              f"staged:      {status['staged']} waiting for the gate",
              f"quarantined: {status['quarantined']}",
-             f"rejected:    {status['rejected']}"]
+             f"rejected:    {status['rejected']}",
+             f"removed:     {status['removed_remembered']} photos removed from the frame "
+             "remembered"]
     if status["staging_damaged"]:
         lines.append(f"set aside:   {status['staging_damaged']} damaged staged items in "
                      f"{status['staging_damaged_folder']} (each with its reason.txt)")

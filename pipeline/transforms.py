@@ -14,8 +14,9 @@ builder, which files it through the same ``moves.Plan`` as any photo: the store 
 SHA-256 and signature of what is really in Pictures. A crash before the plan is journaled
 simply transforms again on the next run; after, the journaled plan names the written file.
 
-Steps: ``captions.caption_photo`` (title and caption from the sender, ``[captions]``). Adding
-one is a function and a line in ``STEPS``.
+Steps: ``conversion.convert_for_frame`` (a JPEG for a format the frame cannot show,
+``[library] frame_formats``), then ``captions.caption_photo`` (title and caption from the
+sender, ``[captions]``). Adding one is a function and a line in ``STEPS``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import Callable
 
 from pipeline.captions import caption_photo
 from pipeline.config import Config
+from pipeline.conversion import convert_for_frame
 from pipeline.items import Provenance, StagedItem
 from pipeline.signatures import NotAnImage, Signature, sign_bytes
 from pipeline.staging import fsync_directory
@@ -56,6 +58,7 @@ class Transformed:
 Step = Callable[[Promotion], "Transformed | None"]
 
 STEPS: list[Step] = [
+    convert_for_frame,
     caption_photo,
 ]
 
@@ -99,3 +102,4 @@ def write_durably(target: Path, data: bytes) -> Path:
     os.rename(temporary, target)
     fsync_directory(target.parent)
     return target
+
