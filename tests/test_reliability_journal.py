@@ -10,7 +10,6 @@ how these tests make the quarantine unwritable; without root, mode 0555 does the
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import subprocess
