@@ -2,8 +2,8 @@
 
 Its purpose is to tell the frame viewer at once (docs/operations.md has a recipe that makes
 picframe show new arrivals). The command is a list of words run without a shell (so a
-file name can never become a command); the promoted files' absolute paths are on its
-standard input, one per line (UTF-8, names that are not valid UTF-8 as their bytes). It
+file name can never become a command); the absolute paths of the files it promoted (and
+still in Pictures at its end) are on its standard input, one per line (UTF-8, names that are not valid UTF-8 as their bytes). It
 runs after the run has released the instance lock, in frame-ingest's working directory and
 environment.
 
@@ -34,6 +34,7 @@ def after_promote(config: Config, paths: list[Path]) -> bool:
     """Run the configured command with ``paths`` on stdin; True when it succeeded (or no
     command is configured). Never raises."""
     command = list(config.library.after_promote)
+    paths = [path for path in paths if path.exists()]   # not displaced later in the run
     if not command or not paths:
         return True
     lines = b"".join(os.fsencode(path) + b"\n" for path in paths)
