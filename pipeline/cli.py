@@ -64,7 +64,15 @@ def build_parser() -> argparse.ArgumentParser:
     restore = actions.add_parser("restore", help="move a file back into Pictures for good")
     restore.add_argument("name", help="the name as `quarantine list` shows it")
     add_maintenance_commands(commands)
+    add_web_commands(commands)
     return parser
+
+
+def add_web_commands(commands) -> None:
+    """serve and web-password: the page on the home network (docs/web.md)."""
+    commands.add_parser("serve", help="serve the web page on the home network ([web] listen)")
+    commands.add_parser("web-password", help="set the web page's password (asked twice on a "
+                        "terminal, else one line from standard input)")
 
 
 def add_maintenance_commands(commands) -> None:
@@ -284,8 +292,21 @@ def command_review(config: Config, arguments) -> int:
     return EXIT_OK
 
 
+def command_serve(config: Config, arguments) -> int:
+    from pipeline.web.server import serve
+    return serve(config)
+
+
+def command_web_password(config: Config, arguments) -> int:
+    from pipeline.passwords import ask_password, set_password
+    path = set_password(config.library.state_dir, ask_password())
+    print(f"saved the web page's password (a scrypt hash) in {shown(path)}")
+    return EXIT_OK
+
+
 COMMANDS = {"run": command_run, "fetch": command_fetch, "gate": command_gate,
             "status": command_status, "check": command_check, "watch": command_watch,
             "dropbox-auth": command_dropbox_auth, "imap-auth": command_imap_auth,
             "quarantine": command_quarantine, "resweep": command_resweep,
-            "install-systemd": command_install_systemd, "review": command_review}
+            "install-systemd": command_install_systemd, "review": command_review,
+            "serve": command_serve, "web-password": command_web_password}

@@ -113,8 +113,24 @@ def _migration_2_one_journal_shape(connection: sqlite3.Connection, state_dir: Pa
                                (json.dumps(plan.to_dict()), created_at))
 
 
+def _migration_5_refused_senders(connection: sqlite3.Connection, state_dir: Path) -> None:
+    """The senders the IMAP source refused (not in allowed_senders), for the web page's
+    "Allow this sender"; a row goes when its mail was fetched back (``sources/imap.py``)."""
+    _run_script(connection, """
+        CREATE TABLE refused_senders (
+            id INTEGER PRIMARY KEY,
+            address TEXT NOT NULL UNIQUE,        -- lower-case
+            display TEXT, subject TEXT,          -- of the latest refused message
+            messages INTEGER NOT NULL,
+            first_refused_at TEXT NOT NULL,
+            last_refused_at TEXT NOT NULL
+        )
+    """)
+
+
 MIGRATIONS = [(1, "initial", _migration_1_initial),
-              (2, "one journal shape", _migration_2_one_journal_shape)]
+              (2, "one journal shape", _migration_2_one_journal_shape),
+              (5, "refused senders", _migration_5_refused_senders)]
 
 
 def now_iso() -> str:
@@ -329,3 +345,41 @@ class Store:
         """Every journaled plan, oldest first, as (id, plan dict)."""
         return [(row["id"], json.loads(row["plan"]))
                 for row in self.query("SELECT id, plan FROM journal ORDER BY id")]
+
+    # --- the web page: pages of decisions, refused senders ----------------------------
+
+    def decisions_page(self, folder: str, limit: int, offset: int) -> list[sqlite3.Row]:
+        """One page of ``decisions_in(folder)``: newest first."""
+        return self.query("SELECT * FROM decisions WHERE folder = ? AND restored_at IS NULL "
+                          "ORDER BY decided_at DESC, id DESC LIMIT ? OFFSET ?",
+                          (folder, limit, offset))
+
+    def count_in(self, folder: str) -> int:
+        return self.query("SELECT COUNT(*) FROM decisions WHERE folder = ? AND "
+                          "restored_at IS NULL", (folder,))[0][0]
+
+    def note_refused_sender(self, tx: sqlite3.Connection, address: str, display: str,
+                            subject: str) -> None:
+        """Remember one more refused message from ``address``."""
+        now = now_iso()
+        tx.execute("INSERT INTO refused_senders (address, display, subject, messages, "
+                   "first_refused_at, last_refused_at) VALUES (?, ?, ?, 1, ?, ?) "
+                   "ON CONFLICT (address) DO UPDATE SET display = excluded.display, "
+                   "subject = excluded.subject, messages = messages + 1, "
+                   "last_refused_at = excluded.last_refused_at",
+                   (address.lower(), display, subject, now, now))
+
+    def refused_senders(self, limit: int = 1000, offset: int = 0) -> list[sqlite3.Row]:
+        """Refused senders, the most recently refused first."""
+        return self.query("SELECT * FROM refused_senders ORDER BY last_refused_at DESC, "
+                          "id DESC LIMIT ? OFFSET ?", (limit, offset))
+
+    def count_refused_senders(self) -> int:
+        return self.query("SELECT COUNT(*) FROM refused_senders")[0][0]
+
+    def refused_sender(self, sender_id: int) -> sqlite3.Row | None:
+        rows = self.query("SELECT * FROM refused_senders WHERE id = ?", (sender_id,))
+        return rows[0] if rows else None
+
+    def forget_refused_sender(self, tx: sqlite3.Connection, address: str) -> None:
+        tx.execute("DELETE FROM refused_senders WHERE address = ?", (address.lower(),))
