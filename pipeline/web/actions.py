@@ -61,11 +61,11 @@ def restore(config: Config, decision_id: int) -> Path:
 
 def remove_from_frame(config: Config, decision_id: int) -> Path:
     """Move the photo a promotion put into Pictures out to the removed folder."""
-    from pipeline import removals
     with locked(config) as store:
         path = picture_of(config, store, decision_id)
         if path is None:
             raise NotFound(f"no photo on the frame has the id {decision_id}")
+        from pipeline import removals   # i14-frame's module (the removed-stays-removed feature)
         return removals.remove_from_frame(config, store, path)
 
 
