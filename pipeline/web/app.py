@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
 from pathlib import Path
 
 import bottle
@@ -21,6 +22,7 @@ from pipeline.config import Config, load_config
 from pipeline.errors import PipelineError
 from pipeline.previews import preview_jpeg
 from pipeline.store import Store
+from pipeline.text import shown
 from pipeline.web import actions, listings
 from pipeline.web.security import (LOGIN_COOKIE, MAX_BODY, SESSION_COOKIE, SESSION_SECONDS,
                                    LoginLimiter, Sessions, guard, same_origin)
@@ -76,7 +78,7 @@ class WebApp:
     def login_page(self, message: str = "", status: int = 200):
         cookie = bottle.request.get_cookie(LOGIN_COOKIE) or ""
         if len(cookie) < 32:
-            cookie = Sessions().start()         # any fresh random token will do
+            cookie = secrets.token_urlsafe(32)
             self.set_cookie(LOGIN_COOKIE, cookie, max_age=3600)
         bottle.response.status = status
         return self.render("login", title="Log in", message=message,
@@ -144,7 +146,7 @@ class WebApp:
                 bottle.abort(404, str(exc))
             except PipelineError as exc:
                 bottle.abort(409, str(exc))
-            self.flashes[token] = message
+            self.flashes[token] = shown(message)
             bottle.redirect(back, 303)
         return handler
 
@@ -232,7 +234,7 @@ class WebApp:
                       error.exception or error.body)
         message = error.body if isinstance(error.body, str) and status < 500 or status == 503 \
             else "Something went wrong; see the log (journalctl -u frame-ingest-web)."
-        return self.render("error", title=error.status_line, message=message,
+        return self.render("error", title=error.status_line, message=shown(message),
                            nav=False)
 
 

@@ -38,10 +38,21 @@ def _offset(number: int) -> int:
     return (number - 1) * PER_PAGE
 
 
+def when(stamp: str | None) -> str:
+    """An ISO 8601 time as people read it: ``2026-12-02 12:47 UTC`` (as stored if odd)."""
+    try:
+        moment = datetime.fromisoformat(stamp or "")
+    except ValueError:
+        return shown(stamp or "")
+    if moment.tzinfo is None:
+        return moment.strftime("%Y-%m-%d %H:%M")
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
 def _origin(row) -> dict:
     return {"source": shown(row["source"] or ""), "sender": shown(row["sender"] or ""),
-            "subject": shown(row["subject"] or ""), "received": shown(row["received"] or ""),
-            "when": shown(row["decided_at"]), "name": shown(row["name"] or ""),
+            "subject": shown(row["subject"] or ""), "received": when(row["received"]),
+            "when": when(row["decided_at"]), "name": shown(row["name"] or ""),
             "path": shown(row["path"]), "id": row["id"]}
 
 
@@ -94,7 +105,7 @@ def sources(config: Config, store, number: int) -> Page:
         raw = store.get_state(name, "last_run")
         last = json.loads(raw) if raw else None
         page.entries.append({"name": name, "enabled": enabled,
-                             "at": shown(last["at"]) if last else "",
+                             "at": when(last["at"]) if last else "",
                              "staged": last.get("staged", 0) if last else 0,
                              "error": shown(last.get("error", "")) if last else "",
                              "advice": advice(name, enabled, last)})
@@ -133,7 +144,7 @@ def senders(config: Config, store, number: int) -> Page:
         page.entries.append({
             "id": row["id"], "address": shown(row["address"]),
             "display": shown(row["display"] or ""), "subject": shown(row["subject"] or ""),
-            "messages": row["messages"], "when": shown(row["last_refused_at"]),
+            "messages": row["messages"], "when": when(row["last_refused_at"]),
             "allowed": config.imap.allow_any_sender or is_allowed(row["address"], allowed)})
     if not config.imap.processed_folder:
         page.note = ("processed_folder is empty, so refused mail stays in the inbox above the "
