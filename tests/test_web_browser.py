@@ -116,6 +116,11 @@ def test_a_phone_logs_in_restores_removes_and_allows_a_sender(site, browser, tmp
     allowed = tomllib.loads(site.config.read_text())["sources"]["imap"]["allowed_senders"]
     assert AUNT in allowed
     page.goto(f"{site.base}/removed")
+    entry = page.locator("article", has_text="garden.jpg")
+    assert entry.locator("img").evaluate("image => image.naturalWidth") > 0
     shoot(page, shots, "removed")
+    submit(page, entry.locator("button", has_text="Undo"))
+    assert "Back on the frame as garden.jpg" in page.locator(".flash").inner_text()
+    assert (site.home.pictures / "garden.jpg").exists()
     assert foreign == []
     context.close()

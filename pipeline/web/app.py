@@ -67,6 +67,7 @@ class WebApp:
             route(f"/{name}", "GET", self.listing_route(name))
         route("/preview/<decision_id:int>", "GET", self.preview)
         route("/preview/<decision_id:int>/matched", "GET", self.preview_matched)
+        route("/preview/removed/<removal_id:int>", "GET", self.preview_removed)
         route("/restore", "POST", self.action_route(self.do_restore))
         route("/remove", "POST", self.action_route(self.do_remove))
         route("/undo-removal", "POST", self.action_route(self.do_undo_removal))
@@ -132,6 +133,11 @@ class WebApp:
         self.session_or_login()
         with Store(self.config.database) as store:
             return self.jpeg(listings.matched_file_of(self.config, store, decision_id))
+
+    def preview_removed(self, removal_id: int):
+        self.session_or_login()
+        with Store(self.config.database) as store:
+            return self.jpeg(listings.removed_file_of(self.config, store, removal_id))
 
     # --- actions -----------------------------------------------------------------
 

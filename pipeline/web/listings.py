@@ -88,13 +88,17 @@ def rejected(config: Config, store, number: int) -> Page:
 
 
 def removed(config: Config, store, number: int) -> Page:
+    """Photos taken off the frame (``removals.list_removed``), newest first."""
     from pipeline import removals
     rows = removals.list_removed(store, PER_PAGE + 1, _offset(number))
     page = Page("Removed from the frame", number, _offset(number) + len(rows))
+    folder = config.library.removed_folder
     for row in rows[:PER_PAGE]:
-        values = dict(row)
-        page.entries.append({key: value if isinstance(value, int) else shown(value or "")
-                             for key, value in values.items()})
+        kept = bool(row.get("kept")) and inside(folder, row["kept"]) is not None
+        page.entries.append({"id": row["id"], "path": shown(row["path"]),
+                             "kept": shown(row.get("kept") or ""), "on_disk": kept,
+                             "when": when(row.get("removed_at")),
+                             "folder": shown(folder)})
     return page
 
 
@@ -164,6 +168,14 @@ def file_of(config: Config, store, decision_id: int):
     if row is None or row["folder"] not in roots:
         return None
     return inside(roots[row["folder"]], row["path"])
+
+
+def removed_file_of(config: Config, store, removal_id: int):
+    """The kept file of removal ``removal_id`` in ``[library] removed_folder``."""
+    row = store.removed_row(removal_id)
+    if row is None or not row["kept"]:
+        return None
+    return inside(config.library.removed_folder, row["kept"])
 
 
 def matched_file_of(config: Config, store, decision_id: int):
