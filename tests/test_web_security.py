@@ -194,8 +194,13 @@ def test_a_click_while_a_run_holds_the_lock_says_busy_and_changes_nothing(site, 
 
 def test_login_attempts_are_rate_limited_per_address(site):
     guesser = site.client(source="127.0.0.2")
-    for attempt in range(5):
-        assert guesser.login(f"guess {attempt}").status == 403
+    for attempt in range(5):      # a forged X-Forwarded-For does not make a new address
+        token = guesser.csrf("/login")
+        reply = guesser.request("POST", "/login", f"csrf={token}&password=guess{attempt}"
+                                .encode(), {"Origin": guesser.origin,
+                                            "X-Forwarded-For": f"10.0.0.{attempt}",
+                                            "Content-Type": "application/x-www-form-urlencoded"})
+        assert reply.status == 403
     reply = guesser.login()             # even the right password waits now
     assert reply.status == 429 and "Too many attempts" in reply.text
     assert "frame_session" not in guesser.cookies

@@ -92,7 +92,7 @@ class WebApp:
         if not self.sessions.csrf_ok(request.get_cookie(LOGIN_COOKIE),
                                      request.forms.getunicode("csrf")):
             return self.login_page("The form was stale; please try again.", 403)
-        address = request.remote_addr or "?"
+        address = request.environ.get("REMOTE_ADDR") or "?"    # not X-Forwarded-For
         wait = self.limiter.wait_seconds(address)
         if wait:
             return self.login_page(f"Too many attempts; try again in {wait // 60 + 1} "
