@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+import threading
 from pathlib import Path
 
 import bottle
@@ -46,10 +47,19 @@ class WebApp:
         self.sessions = Sessions()
         self.limiter = LoginLimiter()
         self.flashes: dict[str, str] = {}
+        self.readers = threading.local()
         self.bottle = bottle.Bottle(catchall=True)
         self.bottle.error_handler.update({code: self.error_page for code in
                                           (400, 403, 404, 405, 409, 413, 429, 500, 503)})
         self.routes()
+
+    def store(self) -> Store:
+        """This thread's connection for reading (opened once: no temp-file probe of the
+        state directory at every page view); actions open their own under the lock."""
+        store = getattr(self.readers, "store", None)
+        if store is None:
+            store = self.readers.store = Store(self.config.database)
+        return store
 
     def wsgi(self):
         return guard(self.bottle)
@@ -118,26 +128,22 @@ class WebApp:
         def handler():
             token = self.session_or_login()
             number = self.page_number()
-            with Store(self.config.database) as store:
-                page = listings.PAGES[name](self.config, store, number)
+            page = listings.PAGES[name](self.config, self.store(), number)
             return self.render(name, title=page.title, page=page, csrf=self.csrf(token),
                                flash=self.flashes.pop(token, ""), nav=True, current=name)
         return handler
 
     def preview(self, decision_id: int):
         self.session_or_login()
-        with Store(self.config.database) as store:
-            return self.jpeg(listings.file_of(self.config, store, decision_id))
+        return self.jpeg(listings.file_of(self.config, self.store(), decision_id))
 
     def preview_matched(self, decision_id: int):
         self.session_or_login()
-        with Store(self.config.database) as store:
-            return self.jpeg(listings.matched_file_of(self.config, store, decision_id))
+        return self.jpeg(listings.matched_file_of(self.config, self.store(), decision_id))
 
     def preview_removed(self, removal_id: int):
         self.session_or_login()
-        with Store(self.config.database) as store:
-            return self.jpeg(listings.removed_file_of(self.config, store, removal_id))
+        return self.jpeg(listings.removed_file_of(self.config, self.store(), removal_id))
 
     # --- actions -----------------------------------------------------------------
 
