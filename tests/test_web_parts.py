@@ -92,3 +92,25 @@ def test_a_preview_is_a_small_upright_jpeg_and_a_broken_file_has_none(tmp_path):
     broken.write_bytes(b"\xff\xd8\xff\xe0 nothing more")
     assert preview_jpeg(broken, 200) is None
     assert preview_jpeg(tmp_path / "missing.jpg", 200) is None
+
+
+def test_lists_come_in_pages_of_twenty_newest_first(tmp_path):
+    from pipeline.config import parse_config
+    from pipeline.items import DecisionRecord
+    from pipeline.store import Store
+    from pipeline.web import listings
+    config = parse_config({"library": {"state_dir": str(tmp_path / "state"),
+                                       "rejected": str(tmp_path / "rejected")}})
+    with Store(config.database) as store:
+        with store.transaction() as tx:
+            for number in range(45):
+                store.record_decision(tx, DecisionRecord(
+                    "rejected", "rejected", f"2026-12-01/file-{number:02d}.jpg",
+                    f"file-{number:02d}.jpg", reason="not an image",
+                    decided_at=f"2026-12-01T10:{number:02d}:00+00:00"))
+        pages = [listings.rejected(config, store, number) for number in (1, 2, 3)]
+    assert [len(page.entries) for page in pages] == [20, 20, 5]
+    assert {page.pages for page in pages} == {3}
+    assert pages[0].entries[0]["name"] == "file-44.jpg"
+    assert pages[2].entries[-1]["name"] == "file-00.jpg"
+    assert pages[0].entries[0]["when"] == "2026-12-01 10:44 UTC"
