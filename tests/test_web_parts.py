@@ -114,3 +114,50 @@ def test_lists_come_in_pages_of_twenty_newest_first(tmp_path):
     assert pages[0].entries[0]["name"] == "file-44.jpg"
     assert pages[2].entries[-1]["name"] == "file-00.jpg"
     assert pages[0].entries[0]["when"] == "2026-12-01 10:44 UTC"
+
+
+def answer_prompts(process, answers: list[str], stream: int, terminal: int) -> str:
+    """Read ``stream`` until each prompt ends with ": ", then type the next answer into the
+    terminal (typing earlier would be flushed away when getpass turns echo off)."""
+    import os
+    import select
+    seen = b""
+    for answer in answers:
+        while not seen.rstrip().endswith(b":"):
+            ready, _, _ = select.select([stream], [], [], 30)
+            assert ready, f"no prompt; so far: {seen!r}"
+            chunk = os.read(stream, 1024)
+            assert chunk, f"ended early: {seen!r}"
+            seen += chunk
+        os.write(terminal, answer.encode() + b"\n")
+        seen = b""
+    return seen.decode()
+
+
+@pytest.mark.parametrize("second, saved", [("a long enough one", True),
+                                           ("a different one", False)])
+def test_web_password_at_a_terminal_asks_twice_and_both_must_match(home, second, saved):
+    import os
+    import pty
+    import subprocess
+    import sys
+    terminal, side = pty.openpty()
+    process = subprocess.Popen([sys.executable, "-m", "pipeline", "web-password"],
+                               stdin=side, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               env=home.env, start_new_session=True)
+    os.close(side)
+    try:
+        answer_prompts(process, ["a long enough one", second], process.stderr.fileno(),
+                       terminal)
+        out, err = process.communicate(timeout=60)
+    finally:
+        os.close(terminal)
+        if process.poll() is None:
+            process.kill()
+    stored = home.state_dir / "web-password"
+    assert (process.returncode == 0) is saved, err
+    assert stored.exists() is saved
+    if saved:
+        assert passwords.verify_password("a long enough one", stored.read_text())
+    else:
+        assert b"the two passwords differ" in err
