@@ -62,6 +62,22 @@ def test_login_sets_a_strict_http_only_session_cookie_without_secure_over_plain_
     assert client.get("/arrivals").status == 200
 
 
+def test_the_cookie_is_secure_behind_a_tls_proxy_on_the_pi_and_only_there(site):
+    for source, secure in (("127.0.0.1", True), ("127.0.0.2", False)):
+        client = site.client(source=source)
+        token = client.csrf("/login")
+        reply = client.request("POST", "/login", f"csrf={token}&password={PASSWORD}".encode(),
+                               {"Origin": f"https://127.0.0.1:{site.port}",
+                                "X-Forwarded-Proto": "https",
+                                "Content-Type": "application/x-www-form-urlencoded"})
+        if not secure:      # the header is dropped: an https Origin is then a foreign one
+            assert reply.status == 403
+            continue
+        cookie = next(value for value in reply.headers.get_all("Set-Cookie")
+                      if value.startswith("frame_session="))
+        assert "secure" in cookie.lower(), cookie
+
+
 def test_without_a_session_cookie_every_page_sends_to_login_and_every_action_is_refused(site):
     anonymous = site.client()
     for path in PAGES + ["/preview/1", "/preview/1/matched"]:

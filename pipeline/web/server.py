@@ -2,7 +2,9 @@
 
 waitress is a pure-Python, threaded WSGI server: two threads are plenty for a family,
 ``max_request_body_size`` refuses large bodies (413) even when they come chunked, and
-``ident`` is blank so responses do not name the server.
+``ident`` is blank so responses do not name the server. A TLS reverse proxy on the Pi
+itself (127.0.0.1) may say ``X-Forwarded-Proto: https``; from anyone else the header is
+dropped. That is what makes the session cookie ``Secure``.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ def serve(config: Config) -> int:
     try:
         waitress.serve(create_app(config), host=host, port=port, threads=2,
                        max_request_body_size=MAX_BODY, ident="", channel_timeout=60,
-                       _quiet=True)
+                       trusted_proxy="127.0.0.1", trusted_proxy_headers={"x-forwarded-proto"},
+                       clear_untrusted_proxy_headers=True, _quiet=True)
     except OSError as exc:
         raise ConfigError(f"{config.label}: [web] listen: cannot listen on {config.web.listen}:"
                           f" {exc.strerror or exc}") from None
