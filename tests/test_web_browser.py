@@ -84,14 +84,14 @@ def test_a_phone_logs_in_restores_removes_and_allows_a_sender(site, browser, tmp
     shoot(page, shots, "arrivals")
 
     page.goto(f"{site.base}/quarantine")
-    entry = page.locator("article", has_text="garden-again.jpg")
+    entry = page.locator("article", has_text="garden2.jpg")
     assert entry.locator("img").count() == 2
     assert all(image.evaluate("image => image.naturalWidth") > 0
                for image in entry.locator("img").all())
     shoot(page, shots, "quarantine")
     submit(page, entry.locator("button", has_text="Restore"))
-    assert "Restored to Pictures as garden-again.jpg" in page.locator(".flash").inner_text()
-    assert (site.home.pictures / "garden-again.jpg").exists()
+    assert "Restored to Pictures as garden2.jpg" in page.locator(".flash").inner_text()
+    assert (site.home.pictures / "garden2.jpg").exists()
     assert page.locator("article").count() == 0
 
     page.goto(f"{site.base}/arrivals")

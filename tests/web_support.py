@@ -63,11 +63,11 @@ class Site:
 def file_photos(site: Site) -> None:
     """One photo promoted, its recompressed copy quarantined, a broken file rejected."""
     original = images.photo(11)
-    site.home.drop("garden.jpg", images.jpeg(original))
-    site.run("run", check=True)
-    site.home.drop("garden-again.jpg", images.jpeg(original, quality=60))
+    site.home.drop("garden.jpg", images.jpeg(original))       # staged first (by name)
+    site.home.drop("garden2.jpg", images.jpeg(original, quality=60))
     site.home.drop(HOSTILE_NAME, b"\xff\xd8\xff\xe0 not really a jpeg")
     site.run("run", check=True)
+    assert site.home.files(site.home.pictures) == ["garden.jpg"]
 
 
 def set_password(site: Site, password: str = PASSWORD) -> None:
