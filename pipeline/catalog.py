@@ -112,8 +112,14 @@ def signed_files(jobs: list, workers: int) -> Iterator[tuple[LibraryFile, Signat
 
 def refresh(store, pictures: Path, *, exclude: list[str] = (), workers: int = 1,
             max_pixels: int,
-            progress: Callable[[int, int], None] | None = None) -> CatalogStats:
-    """Bring the store's rows in line with the files under ``pictures``."""
+            progress: Callable[[int, int], None] | None = None,
+            vanishing: Callable | None = None) -> CatalogStats:
+    """Bring the store's rows in line with the files under ``pictures``.
+
+    ``vanishing(tx, paths)`` is told, in the transaction that drops their rows, which
+    library files are gone (``removals.noticer``: a photo removed from the frame is
+    remembered). Afterwards, removals whose bytes are in Pictures again are forgotten: a
+    photo moved or renamed inside Pictures was not removed."""
     stats = CatalogStats()
     known = store.known_files()
     seen: set[str] = set()
@@ -128,9 +134,14 @@ def refresh(store, pictures: Path, *, exclude: list[str] = (), workers: int = 1,
     vanished = [path for path in known if path not in seen]
     if vanished:
         with store.transaction() as tx:
+            if vanishing is not None:
+                vanishing(tx, vanished)
             store.remove_files(tx, vanished)
         stats.removed = len(vanished)
     _sign_jobs(store, jobs, workers, stats, progress)
+    if store.removed_in_library():
+        with store.transaction() as tx:
+            store.forget_removed_in_library(tx)
     return stats
 
 

@@ -64,8 +64,23 @@ def build_parser() -> argparse.ArgumentParser:
     restore = actions.add_parser("restore", help="move a file back into Pictures for good")
     restore.add_argument("name", help="the name as `quarantine list` shows it")
     add_maintenance_commands(commands)
+    add_frame_commands(commands)
     add_web_commands(commands)
     return parser
+
+
+def add_frame_commands(commands) -> None:
+    """remove and removed: taking a photo off the frame for good, and back."""
+    remove = commands.add_parser("remove", help="take a photo off the frame: move it to "
+                                 "removed_folder and quarantine it if it is sent again")
+    remove.add_argument("path", help="the photo in Pictures (absolute or relative to it)")
+    removed = commands.add_parser("removed", help="list the photos removed from the frame, "
+                                  "or put one back")
+    actions = removed.add_subparsers(dest="action", required=True, metavar="ACTION")
+    listing = actions.add_parser("list", help="remembered removals, newest first")
+    listing.add_argument("--json", action="store_true")
+    undo = actions.add_parser("undo", help="move a removed photo back into Pictures")
+    undo.add_argument("id", type=int, help="its id as `removed list` shows it")
 
 
 def add_web_commands(commands) -> None:
@@ -292,6 +307,35 @@ def command_review(config: Config, arguments) -> int:
     return EXIT_OK
 
 
+def command_remove(config: Config, arguments) -> int:
+    from pipeline.removals import remove_from_frame
+    with instance_lock(config.library.state_dir), Store(config.database) as store:
+        target = remove_from_frame(config, store, arguments.path)
+    print(f"removed from the frame: now {shown(target)}")
+    return EXIT_OK
+
+
+def command_removed(config: Config, arguments) -> int:
+    from pipeline.removals import list_removed, undo_removal
+    if arguments.action == "list":
+        with Store(config.database) as store:
+            rows = list_removed(store, limit=-1)
+        if arguments.json:
+            print(json.dumps(rows, indent=2))
+        else:
+            for row in rows:
+                kept = config.library.removed_folder / row["kept"] if row["kept"] \
+                    else "deleted"
+                print(shown(f"{row['id']}  {row['path']}  removed {row['removed_at']}  "
+                            f"({kept})"))
+            print(f"{len(rows)} removed photo(s) remembered", file=sys.stderr)
+        return EXIT_OK
+    with instance_lock(config.library.state_dir), Store(config.database) as store:
+        target = undo_removal(config, store, arguments.id)
+    print(f"back in Pictures: {shown(target)}")
+    return EXIT_OK
+
+
 def command_serve(config: Config, arguments) -> int:
     from pipeline.web.server import serve
     return serve(config)
@@ -309,4 +353,5 @@ COMMANDS = {"run": command_run, "fetch": command_fetch, "gate": command_gate,
             "dropbox-auth": command_dropbox_auth, "imap-auth": command_imap_auth,
             "quarantine": command_quarantine, "resweep": command_resweep,
             "install-systemd": command_install_systemd, "review": command_review,
+            "remove": command_remove, "removed": command_removed,
             "serve": command_serve, "web-password": command_web_password}

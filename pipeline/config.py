@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from pipeline.errors import ConfigError
+from pipeline.formats import FORMATS
 from pipeline.secrets import warn_if_readable_by_others
 
 ENV_CONFIG = "FRAME_INGEST_CONFIG"
@@ -49,7 +50,7 @@ def setting(default: Any, kind: str, *, choices: tuple = (), minimum: float | No
     return field(default=default, metadata=rule)
 
 
-LIBRARY_FOLDERS = ("pictures", "quarantine", "rejected", "state_dir")
+LIBRARY_FOLDERS = ("pictures", "quarantine", "rejected", "state_dir", "removed_folder")
 
 
 def _nested(folder: Path, others: dict[Path, str]) -> str:
@@ -68,11 +69,18 @@ class LibraryConfig:
     quarantine: Path = setting("~/DuplicatePictures", "path")
     rejected: Path = setting("~/RejectedPictures", "path")
     state_dir: Path = setting("~/.local/share/frame-ingest", "path")
+    # what the frame shows (docs/frame-library.md)
+    removed_folder: Path = setting("~/DeletedPictures", "path")   # picframe's delete folder
+    remember_removed: bool = setting(True, "bool")
+    frame_formats: list = setting(["JPEG", "PNG", "HEIF"], "strlist")
+    after_promote: list = setting([], "strlist")   # a command, no shell; paths on stdin
+    after_promote_timeout: float = setting(30.0, "float", minimum=0.1, maximum=3600.0)
 
     def rules(self) -> Iterator[Problem]:
         """Each folder has one job: a photo moved "to quarantine" must leave Pictures, and
         no folder may hold another (the scan of Pictures would take in the quarantine and
         rename its files again at every resweep)."""
+        yield from self.frame_rules()
         seen: dict[Path, str] = {}
         folders = {key: getattr(self, key).resolve() for key in LIBRARY_FOLDERS}
         for key, folder in folders.items():
@@ -83,6 +91,20 @@ class LibraryConfig:
             for other_key, other in folders.items():
                 if folder != other and folder.is_relative_to(other):
                     yield key, f"inside {other_key} ({other}); keep the folders apart"
+
+    def frame_rules(self) -> Iterator[Problem]:
+        """What the frame shows: known format names, JPEG among them (conversions make
+        JPEG), and a command that names a program."""
+        unknown = [name for name in self.frame_formats if name.upper() not in FORMATS]
+        if unknown:
+            yield "frame_formats", (f"unknown format {_show(unknown[0])}; known: "
+                                    + ", ".join(f'"{name}"' for name in FORMATS))
+        elif "JPEG" not in {name.upper() for name in self.frame_formats}:
+            yield "frame_formats", ('must include "JPEG": photos in other formats are '
+                                    "converted to JPEG for the frame")
+        if self.after_promote and not self.after_promote[0].strip():
+            yield "after_promote", ("the first word must be the program to run, got an "
+                                    "empty string")
 
 
 @dataclass(frozen=True)

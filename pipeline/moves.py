@@ -41,7 +41,7 @@ from pipeline.staging import Staging
 
 log = logging.getLogger("frame-ingest")
 
-FOLDERS = ("pictures", "quarantine", "rejected", "staging")
+FOLDERS = ("pictures", "quarantine", "rejected", "staging", "removed")
 LIBRARY_SOURCE = "resweep"  # the source of a library file moved out (resweep or displaced)
 
 
@@ -54,7 +54,8 @@ class Place:
 
     def resolve(self, config: Config) -> Path:
         roots = {"pictures": config.library.pictures, "quarantine": config.library.quarantine,
-                 "rejected": config.library.rejected, "staging": config.staging_dir}
+                 "rejected": config.library.rejected, "staging": config.staging_dir,
+                 "removed": config.library.removed_folder}
         return roots[self.folder] / self.path
 
     def to_list(self) -> list[str]:
@@ -96,6 +97,11 @@ class Plan:
     overrides: tuple[tuple[str, str], ...] = ()  # sha256 pairs that are never duplicates
     restored: tuple[int, ...] = ()              # decision ids undone
     discard_staged: str = ""                    # staged item id, discarded at the end
+    # photos removed from the frame (pipeline/removals.py): (path in Pictures, its path in
+    # removed_folder or ""), remembered with their library row's signature; and the
+    # SHA-256 values of removals forgotten
+    remember_removed: tuple[tuple[str, str], ...] = ()
+    forget_removed: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
         return {"action": self.action, "subject": self.subject,
@@ -106,7 +112,9 @@ class Plan:
                 "remove_files": list(self.remove_files),
                 "origin": [self.origin.key, self.origin.sha256] if self.origin else None,
                 "overrides": [list(pair) for pair in self.overrides],
-                "restored": list(self.restored), "discard_staged": self.discard_staged}
+                "restored": list(self.restored), "discard_staged": self.discard_staged,
+                "remember_removed": [list(pair) for pair in self.remember_removed],
+                "forget_removed": list(self.forget_removed)}
 
     @classmethod
     def from_dict(cls, data: dict) -> "Plan":
@@ -119,7 +127,10 @@ class Plan:
                    remove_files=tuple(data["remove_files"]),
                    origin=Origin(*data["origin"]) if data["origin"] else None,
                    overrides=tuple(tuple(pair) for pair in data["overrides"]),
-                   restored=tuple(data["restored"]), discard_staged=data["discard_staged"])
+                   restored=tuple(data["restored"]), discard_staged=data["discard_staged"],
+                   remember_removed=tuple(tuple(pair)
+                                          for pair in data.get("remember_removed", ())),
+                   forget_removed=tuple(data.get("forget_removed", ())))
 
 
 def carry_out(store, config: Config, plan: Plan) -> list[LibraryRow]:
@@ -162,6 +173,8 @@ def _finish(store, config: Config, plan_id: int, plan: Plan, announce: str,
     with store.transaction() as tx:
         for record in plan.decisions:
             store.record_decision(tx, record)
+        for path, kept in plan.remember_removed:    # before its row is dropped
+            store.remember_removed(tx, path, kept or None)
         store.remove_files(tx, list(plan.remove_files))
         for row in added:
             status = (config.library.pictures / row.path).stat()
@@ -172,6 +185,7 @@ def _finish(store, config: Config, plan_id: int, plan: Plan, announce: str,
             store.add_override(tx, first, second)
         for decision_id in plan.restored:
             store.mark_restored(tx, decision_id)
+        store.forget_removed(tx, list(plan.forget_removed))
         store.remove_journal(tx, plan_id)
     if plan.discard_staged:
         _discard(staging or Staging(config.staging_dir), plan.discard_staged)
@@ -197,7 +211,11 @@ def without_lost(plan: Plan, lost: list[Move]) -> Plan:
         remove_files=tuple(path for path in plan.remove_files if path not in kept_in_place),
         origin=None if any(move.source.folder == "staging" for move in lost) else plan.origin,
         restored=() if any(move.source.folder == "quarantine" for move in lost)
-        else plan.restored)
+        else plan.restored,
+        forget_removed=() if any(move.source.folder == "removed" for move in lost)
+        else plan.forget_removed,
+        remember_removed=tuple((path, "" if Place("removed", kept) in gone else kept)
+                               for path, kept in plan.remember_removed))
 
 
 def _discard(staging: Staging, item_id: str) -> None:

@@ -92,7 +92,8 @@ def find_entry(store, config: Config, name: str) -> QuarantineEntry:
 
 def restore_plan(store, config: Config, entry: QuarantineEntry) -> Plan:
     """Back to Pictures under a free name, its library row, the pair that is never a
-    duplicate (its bytes and those of the file it was taken for), the decision undone."""
+    duplicate (its bytes and those of the file it was taken for), the decision undone; if
+    it was taken for a photo removed from the frame, that removal is forgotten instead."""
     source = config.library.quarantine / entry.name
     if not source.exists():
         raise PipelineError(f"{source}: the file is no longer in quarantine")
@@ -102,13 +103,16 @@ def restore_plan(store, config: Config, entry: QuarantineEntry) -> Plan:
         raise PipelineError(f"{entry.name}: cannot be restored: {exc}") from None
     row = store.decision(entry.decision_id)
     partner = row["matched_sha256"] or _sha256_of(store, row["matched_path"])
+    # taken for a photo removed from the frame: the removal is forgotten, and no pair is
+    # remembered (the two are the same photo; a third copy is a duplicate as usual)
+    removal = bool(partner) and store.is_removed(partner)
     relative = unique_target(config.library.pictures, source.name) \
         .relative_to(config.library.pictures).as_posix()
     return Plan("restore", entry.name,
                 moves=(Move(Place("quarantine", entry.name), Place("pictures", relative)),),
                 add_files=(LibraryRow(relative, signature),),
-                overrides=((signature.sha256, partner),) if partner else (),
-                restored=(entry.decision_id,))
+                overrides=((signature.sha256, partner),) if partner and not removal else (),
+                restored=(entry.decision_id,), forget_removed=(partner,) if removal else ())
 
 
 def _sha256_of(store, library_path: str | None) -> str | None:
@@ -121,10 +125,15 @@ def _sha256_of(store, library_path: str | None) -> str | None:
 def describe(entry: QuarantineEntry) -> str:
     """One line for `quarantine list`: name, what it duplicates, why, where it came from."""
     distance = "" if entry.distance is None else f" distance {entry.distance:g}"
+    why = f"duplicate of {entry.duplicate_of or '?'}  ({entry.method}{distance})"
+    if entry.reason and not entry.reason.startswith("duplicate of"):
+        # kept for a reason of its own (converted for the frame, removed from the frame)
+        why = f"{why}: {entry.reason}" if entry.method else \
+            f"{entry.reason} (in Pictures as {entry.duplicate_of})" if entry.duplicate_of \
+            else entry.reason
     origin = entry.source + (f" from {entry.sender}" if entry.sender else "")
     subject = f' "{entry.subject}"' if entry.subject else ""
     if entry.message_id:
         subject += f" sent {entry.received or '?'} <{entry.message_id}>"
     missing = "" if entry.exists else " [file missing]"
-    return shown(f"{entry.name}  duplicate of {entry.duplicate_of or '?'}  "
-            f"({entry.method}{distance})  {origin}{subject}  {entry.decided_at}{missing}")
+    return shown(f"{entry.name}  {why}  {origin}{subject}  {entry.decided_at}{missing}")

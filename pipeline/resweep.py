@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline import catalog, moves
+from pipeline import catalog, moves, removals
 from pipeline.config import Config
 from pipeline.duplicates import find_groups
 from pipeline.errors import LibraryError
@@ -73,7 +73,7 @@ def resweep(config: Config, store, dry_run: bool = False, progress=None) -> Resw
     stats = catalog.refresh(store, config.library.pictures, exclude=config.resweep.exclude,
                             workers=config.resweep.workers,
                             max_pixels=config.gate.max_pixels,
-                            progress=progress)
+                            progress=progress, vanishing=removals.noticer(config, store))
     report.scanned, report.signed = stats.scanned, stats.signed
     report.unchanged, report.removed = stats.unchanged, stats.removed
     library = SignatureIndex.from_store(store)

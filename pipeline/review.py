@@ -47,8 +47,10 @@ def write_review(store, config: Config, output: Path) -> tuple[Path, int]:
     rows.sort(key=lambda row: (row["decided_at"], row["id"]), reverse=True)
     (output / "thumbs").mkdir(parents=True, exist_ok=True)
     pages = [rows[start:start + PER_PAGE] for start in range(0, len(rows), PER_PAGE)] or [[]]
+    removed = {row["sha256"]: config.library.removed_folder / row["kept"]
+               for row in store.removed_rows() if row["kept"]}
     for number, page_rows in enumerate(pages, start=1):
-        entries = "\n".join(render_entry(row, config, output) for row in page_rows)
+        entries = "\n".join(render_entry(row, config, output, removed) for row in page_rows)
         text = PAGE.format(style=STYLE, count=len(rows), nav=navigation(number, len(pages)),
                            entries=entries or "<p>Nothing in quarantine or rejected.</p>")
         (output / page_name(number)).write_text(text, encoding="utf-8")
@@ -80,12 +82,17 @@ def navigation(current: int, total: int) -> str:
         else f'<a href="{page_name(number)}">{number}</a>' for number in range(1, total + 1))
 
 
-def render_entry(row, config: Config, output: Path) -> str:
-    """One decision as an HTML block; every value from the store is escaped."""
+def render_entry(row, config: Config, output: Path, removed: dict | None = None) -> str:
+    """One decision as an HTML block; every value from the store is escaped. ``removed``:
+    SHA-256 -> file in removed_folder, shown for a photo taken for one removed from the
+    frame (its library file is gone)."""
     folder = config.library.quarantine if row["folder"] == "quarantine" else \
         config.library.rejected
     here = folder / row["path"]
     kept = config.library.pictures / row["matched_path"] if row["matched_path"] else None
+    kept_label = "library file"
+    if removed and row["matched_sha256"] in removed:
+        kept, kept_label = removed[row["matched_sha256"]], "removed from the frame"
     distance = "" if row["distance"] is None else f"{row['distance']:g}"
     facts = [("verdict", row["verdict"]), ("file", row["path"]), ("arrived as", row["name"]),
              ("duplicate of", row["matched_path"] or ""), ("method", row["method"] or ""),
@@ -96,7 +103,7 @@ def render_entry(row, config: Config, output: Path) -> str:
                      for label, value in facts if value)
     return (f'<div class="entry verdict-{html.escape(row["verdict"])}">'
             f'{figure(here, "this file", output, config)}'
-            f'{figure(kept, "library file", output, config) if kept else ""}'
+            f'{figure(kept, kept_label, output, config) if kept else ""}'
             f'<div class="facts"><dl>{listed}</dl>'
             f"<p>To undo: <code>{html.escape(undo_command(row, config))}</code></p>"
             f"</div></div>")

@@ -16,15 +16,17 @@ Counts and errors go into one ``RunSummary``; turning it into an exit code is ``
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline import catalog, moves, transforms
+from pipeline import catalog, hooks, moves, removals, transforms
 from pipeline.config import MIB, Config
 from pipeline.errors import LibraryError, SourceError
+from pipeline.formats import SUFFIXES
 from pipeline.gate import decide
 from pipeline.index import SignatureIndex
 from pipeline.items import Decision, StagedItem, Verdict
@@ -53,6 +55,7 @@ class RunSummary:
     rejected: int = 0
     errors: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
+    filed: list[Path] = field(default_factory=list)    # promoted into Pictures: after_promote
 
     def to_dict(self) -> dict:
         return {"fetched": self.fetched, "promoted": self.promoted,
@@ -83,6 +86,8 @@ def run_once(config: Config, *, fetch: bool = True, gate: bool = True, only: str
             fetch_all(config, store, staging, summary, only)
         if gate:
             gate_staged(config, store, staging, summary, dry_run=dry_run)
+    if summary.filed:   # after the lock: the command may ask frame-ingest things
+        hooks.after_promote(config, summary.filed)
     return summary
 
 
@@ -112,11 +117,14 @@ def gate_staged(config: Config, store, staging: Staging, summary: RunSummary,
     if not dry_run:
         moves.replay(store, config, staging)
     catalog.refresh(store, config.library.pictures, exclude=config.resweep.exclude,
-                    max_pixels=config.gate.max_pixels)
+                    max_pixels=config.gate.max_pixels,
+                    vanishing=removals.noticer(config, store))
     index = SignatureIndex.from_store(store)
+    removed = removals.RemovedPhotos.load(store) if config.library.remember_removed else None
     for item in staging.items():
         try:
-            decision = gate_item(config, store, staging, index, item, dry_run=dry_run)
+            decision = gate_item(config, store, staging, index, item, dry_run=dry_run,
+                                 removed=removed, filed=summary.filed)
         except LibraryError as exc:
             log.error("gate: %s: %s", item.provenance.name, exc)
             summary.errors.append(f"gate: {item.provenance.name}: {exc}")
@@ -125,14 +133,17 @@ def gate_staged(config: Config, store, staging: Staging, summary: RunSummary,
 
 
 def gate_item(config: Config, store, staging: Staging, index: SignatureIndex,
-              item: StagedItem, *, dry_run: bool = False) -> Decision | None:
+              item: StagedItem, *, dry_run: bool = False,
+              removed: removals.RemovedPhotos | None = None,
+              filed: list[Path] | None = None) -> Decision | None:
     """Decide on one staged item and file it (or, dry, say what would happen); None when
-    it was filed already (a crash came before the clean-up of staging)."""
+    it was filed already (a crash came before the clean-up of staging). ``removed``: the
+    photos removed from the frame; ``filed`` collects the paths promoted into Pictures."""
     if store.has_origin(item.provenance.origin_key) or not item.data_path.exists():
         if not dry_run:
             staging.discard(item)
         return None
-    signature, decision = judge(config, store, index, item)
+    signature, decision = judge(config, store, index, item, removed)
     reason = f": {decision.reason}" if decision.reason else ""
     if dry_run:
         log.info("would %s %s%s", VERB_OF[decision.verdict], item.provenance.name, reason)
@@ -143,15 +154,19 @@ def gate_item(config: Config, store, staging: Staging, index: SignatureIndex,
     plan = filing_plan(config, item, signature, decision, filing)
     for row in moves.carry_out(store, config, plan):
         index.add(store.file(row.path)["id"], row.path, row.signature)
+        if filed is not None:
+            filed.append(config.library.pictures / row.path)
     for path in plan.remove_files:
         index.remove(path)
     log.info("%s %s%s", decision.verdict.value, item.provenance.name, reason)
     return decision
 
 
-def judge(config: Config, store, index: SignatureIndex,
-          item: StagedItem) -> tuple[Signature | None, Decision]:
-    """Sign a staged item and decide on it (a file that is no usable image is rejected)."""
+def judge(config: Config, store, index: SignatureIndex, item: StagedItem,
+          removed: removals.RemovedPhotos | None = None) -> tuple[Signature | None, Decision]:
+    """Sign a staged item and decide on it (a file that is no usable image is rejected):
+    bytes filed before in another form are that file's exact duplicate; a photo the
+    library does not hold but that was removed from the frame is quarantined."""
     if item.size > config.gate.max_file_bytes:
         reason = f"file too large: {item.size / MIB:.1f} MiB (limit " \
                  f"{config.gate.max_file_mb:g} MiB)"
@@ -161,7 +176,19 @@ def judge(config: Config, store, index: SignatureIndex,
     except NotAnImage as exc:
         return None, Decision(Verdict.REJECT, reason=str(exc))
     excluded = store.overridden_partners(signature.sha256)
-    return signature, decide(signature, index, store, config.dedupe, excluded)
+    decision = decide(_as_filed(store, signature), index, store, config.dedupe, excluded)
+    if decision.verdict is Verdict.PROMOTE and removed is not None:
+        decision = removed.decide(_as_filed(store, signature), config.dedupe,
+                                  excluded) or decision
+    return signature, decision
+
+
+def _as_filed(store, signature: Signature) -> Signature:
+    """The signature to match: bytes that a promotion step changed on the way in (a
+    captioned or converted copy is in Pictures) are looked up as what was filed, so
+    ``exact`` knows them when they are sent again."""
+    filed = store.filed_as(signature.sha256)
+    return dataclasses.replace(signature, sha256=filed) if filed else signature
 
 
 def filing_plan(config: Config, item: StagedItem, signature: Signature | None,
@@ -172,7 +199,10 @@ def filing_plan(config: Config, item: StagedItem, signature: Signature | None,
     provenance = item.provenance
     filed = filing.signature if filing else signature
     taken: set[Path] = set()
-    target = _new_place(config, FOLDER_OF[decision.verdict], _name(provenance, filed), taken)
+    converted = filing is not None and signature is not None and \
+        filing.signature.format != signature.format
+    target = _new_place(config, FOLDER_OF[decision.verdict],
+                        _name(provenance, filed, converted), taken)
     source = filing.path if filing else item.data_path
     sha256 = filed.sha256 if filed else item.sha256
     evidence = dict(matched_path=decision.matched_path, matched_sha256=decision.matched_sha256,
@@ -184,7 +214,8 @@ def filing_plan(config: Config, item: StagedItem, signature: Signature | None,
         kept = _new_place(config, "quarantine", _name(provenance, signature), taken)
         moved.append(Move(_staged_place(config, item.data_path), kept))
         records.append(moves.arrival_record(provenance, item.sha256, Verdict.DUPLICATE.value,
-                                            kept, reason=filing.keep_original))
+                                            kept, reason=filing.keep_original,
+                                            matched_path=target.path, matched_sha256=sha256))
     if decision.verdict is Verdict.REPLACE:
         old = decision.matched_path
         move, record = moves.library_quarantine(
@@ -203,9 +234,12 @@ def filing_plan(config: Config, item: StagedItem, signature: Signature | None,
                 discard_staged=item.item_id)
 
 
-def _name(provenance, signature: Signature | None) -> str:
-    """The sender's name made safe, with the extension of the bytes' real format."""
+def _name(provenance, signature: Signature | None, converted: bool = False) -> str:
+    """The sender's name made safe, with the extension of the bytes' real format (for a
+    photo converted to another format, instead of the old one: photo.webp -> photo.jpg)."""
     name = sanitize_name(provenance.name)
+    if converted and Path(name).suffix.lower() in SUFFIXES and Path(name).stem:
+        name = Path(name).stem
     return with_extension(name, signature.format) if signature is not None else name
 
 

@@ -22,6 +22,7 @@ def gather_status(config: Config, store) -> dict:
         "staged": Staging(config.staging_dir).count(),
         "quarantined": len(store.decisions_in("quarantine")),
         "rejected": len(store.decisions_in("rejected")),
+        "removed_remembered": store.count_removed(),
         "decisions": store.counts(),
         "sources": sources,
         "recent": [dict(row) for row in recent],
@@ -34,7 +35,9 @@ def format_status(status: dict) -> str:
     lines = [f"library:     {status['library_files']} photos in {status['pictures']}",
              f"staged:      {status['staged']} waiting for the gate",
              f"quarantined: {status['quarantined']}",
-             f"rejected:    {status['rejected']}"]
+             f"rejected:    {status['rejected']}",
+             f"removed:     {status['removed_remembered']} photos removed from the frame "
+             "remembered"]
     if status["undecodable_library_files"]:
         lines.append(f"undecodable: {status['undecodable_library_files']} library files")
     for name, last in status["sources"].items():

@@ -113,6 +113,28 @@ def _migration_2_one_journal_shape(connection: sqlite3.Connection, state_dir: Pa
                                (json.dumps(plan.to_dict()), created_at))
 
 
+def _migration_3_removed(connection: sqlite3.Connection, state_dir: Path) -> None:
+    """Photos a person removed from Pictures, with the signature they had there, so a
+    photo sent again is recognised by every method (docs/frame-library.md)."""
+    _run_script(connection, """
+        CREATE TABLE removed (
+            id INTEGER PRIMARY KEY,
+            path TEXT NOT NULL,                  -- where it was in Pictures
+            kept TEXT,                           -- its path in removed_folder, if there
+            size INTEGER, width INTEGER, height INTEGER, format TEXT,
+            sha256 TEXT NOT NULL, phash INTEGER,
+            mean_r REAL, mean_g REAL, mean_b REAL,
+            rms_r REAL, rms_g REAL, rms_b REAL,
+            thumb BLOB,
+            removed_at TEXT NOT NULL,            -- when frame-ingest removed or noticed it
+            UNIQUE (path, sha256)
+        );
+        CREATE INDEX removed_sha256 ON removed (sha256);
+        CREATE INDEX IF NOT EXISTS origins_sha256 ON origins (sha256);     -- filed_as
+        CREATE INDEX IF NOT EXISTS decisions_origin ON decisions (origin)
+    """)
+
+
 def _migration_5_refused_senders(connection: sqlite3.Connection, state_dir: Path) -> None:
     """The senders the IMAP source refused (not in allowed_senders), for the web page's
     "Allow this sender"; a row goes when its mail was fetched back (``sources/imap.py``)."""
@@ -130,6 +152,7 @@ def _migration_5_refused_senders(connection: sqlite3.Connection, state_dir: Path
 
 MIGRATIONS = [(1, "initial", _migration_1_initial),
               (2, "one journal shape", _migration_2_one_journal_shape),
+              (3, "removed photos", _migration_3_removed),
               (5, "refused senders", _migration_5_refused_senders)]
 
 
@@ -345,6 +368,70 @@ class Store:
         """Every journaled plan, oldest first, as (id, plan dict)."""
         return [(row["id"], json.loads(row["plan"]))
                 for row in self.query("SELECT id, plan FROM journal ORDER BY id")]
+
+    # --- photos removed from the frame (pipeline/removals.py) ----------------------
+
+    def remember_removed(self, tx: sqlite3.Connection, path: str, kept: str | None,
+                         removed_at: str = "") -> None:
+        """Remember the library file ``path`` as removed, with the signature of its row
+        (call before the row is dropped); ``kept``: where it now is in removed_folder."""
+        columns = "size, width, height, format, sha256, phash, mean_r, mean_g, mean_b, " \
+                  "rms_r, rms_g, rms_b, thumb"
+        tx.execute(f"INSERT OR REPLACE INTO removed (path, kept, {columns}, removed_at) "
+                   f"SELECT path, ?, {columns}, ? FROM files "
+                   "WHERE path = ? AND sha256 IS NOT NULL AND error IS NULL",
+                   (kept, removed_at or now_iso(), path))
+
+    def forget_removed(self, tx: sqlite3.Connection, sha256s: list[str]) -> None:
+        tx.executemany("DELETE FROM removed WHERE sha256 = ?", [(sha,) for sha in sha256s])
+
+    def removed_in_library(self) -> bool:
+        return bool(self.query("SELECT 1 FROM removed WHERE sha256 IN "
+                               "(SELECT sha256 FROM files WHERE sha256 IS NOT NULL) LIMIT 1"))
+
+    def forget_removed_in_library(self, tx: sqlite3.Connection) -> int:
+        """Forget removals whose bytes are in Pictures again (moved, renamed, copied back)."""
+        return tx.execute("DELETE FROM removed WHERE sha256 IN "
+                          "(SELECT sha256 FROM files WHERE sha256 IS NOT NULL)").rowcount
+
+    def removed_rows(self, limit: int = -1, offset: int = 0) -> list[sqlite3.Row]:
+        """Removed photos, newest first (without thumbnails)."""
+        return self.query("SELECT id, path, kept, size, width, height, format, sha256, "
+                          "removed_at FROM removed ORDER BY removed_at DESC, id DESC "
+                          "LIMIT ? OFFSET ?", (limit, offset))
+
+    def removed_row(self, removal_id: int) -> sqlite3.Row | None:
+        rows = self.query("SELECT * FROM removed WHERE id = ?", (removal_id,))
+        return rows[0] if rows else None
+
+    def removed_signatures(self) -> list[sqlite3.Row]:
+        """What the gate matches newcomers against: every removed photo's signature."""
+        return self.query("SELECT id, path, removed_at, size, width, height, format, sha256, "
+                          "phash, mean_r, mean_g, mean_b, rms_r, rms_g, rms_b, thumb "
+                          "FROM removed ORDER BY id")
+
+    def removed_thumbs(self, ids: list[int]) -> dict[int, bytes]:
+        if not ids:
+            return {}
+        marks = ", ".join("?" * len(ids))
+        return {row["id"]: row["thumb"] for row in self.query(
+            f"SELECT id, thumb FROM removed WHERE id IN ({marks})", tuple(ids))}
+
+    def is_removed(self, sha256: str) -> bool:
+        return bool(self.query("SELECT 1 FROM removed WHERE sha256 = ?", (sha256,)))
+
+    def count_removed(self) -> int:
+        return self.query("SELECT COUNT(DISTINCT sha256) FROM removed")[0][0]
+
+    def filed_as(self, sha256: str) -> str | None:
+        """The SHA-256 of what was filed into Pictures for bytes that arrived as
+        ``sha256`` when a promotion step changed them (a captioned or converted copy),
+        else None: so ``exact`` knows the original when it is sent again."""
+        rows = self.query(
+            "SELECT d.sha256 FROM origins o JOIN decisions d ON d.origin = o.origin_key "
+            "WHERE o.sha256 = ? AND d.folder = 'pictures' AND d.sha256 IS NOT NULL "
+            "AND d.sha256 != o.sha256 ORDER BY d.id DESC LIMIT 1", (sha256,))
+        return rows[0]["sha256"] if rows else None
 
     # --- the web page: pages of decisions, refused senders ----------------------------
 

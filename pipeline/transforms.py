@@ -14,8 +14,8 @@ builder, which files it through the same ``moves.Plan`` as any photo: the store 
 SHA-256 and signature of what is really in Pictures. A crash before the plan is journaled
 simply transforms again on the next run; after, the journaled plan names the written file.
 
-Shipped with no step: captions and format conversion are the next issues. Adding one is a
-function here and a line in ``STEPS``.
+Steps: ``conversion.convert_for_frame`` (a JPEG for a format the frame cannot show,
+``[library] frame_formats``). Adding one is a function and a line in ``STEPS``.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Callable
 
 from pipeline.config import Config
+from pipeline.conversion import convert_for_frame
 from pipeline.items import Provenance, StagedItem
 from pipeline.signatures import NotAnImage, Signature, sign_bytes
 from pipeline.staging import fsync_directory
@@ -54,7 +55,9 @@ class Transformed:
 
 Step = Callable[[Promotion], "Transformed | None"]
 
-STEPS: list[Step] = []
+STEPS: list[Step] = [
+    convert_for_frame,
+]
 
 
 @dataclass(frozen=True)
@@ -96,3 +99,4 @@ def write_durably(target: Path, data: bytes) -> Path:
     os.rename(temporary, target)
     fsync_directory(target.parent)
     return target
+

@@ -94,6 +94,9 @@ class Setup:
     config: Path | None
     writable: tuple[Path, ...]  # Pictures, quarantine, rejected, state_dir
     user: str | None            # None: user units (the manager's own user)
+    # the web page also writes removed_folder (Remove from frame) and the configuration
+    # file's folder (Allow this sender)
+    web_writable: tuple[Path, ...] = ()
 
 
 def service(setup: Setup, description: str, arguments: str, extra: str,
@@ -143,7 +146,7 @@ def render(setup: Setup) -> dict[str, str]:
         WEB_UNIT: service(
             setup, "frame-ingest: the web page on the home network", "serve", WEB_EXTRA,
             install=f"[Install]\nWantedBy={target}\n", families=WEB,
-            writable=setup.writable + ((setup.config.parent,) if setup.config else ())),
+            writable=setup.writable + setup.web_writable),
     }
 
 
@@ -186,7 +189,8 @@ RestartSec=10
 # answers only addresses of the home network (and the Pi itself): never the internet
 IPAddressDeny=any
 IPAddressAllow=localhost link-local 10.0.0.0/8 172.16.0.0/12 192.168.0.0/16 fc00::/7
-# "Allow this sender" rewrites the configuration file: its folder is writable (below)
+# also writable (ReadWritePaths= below): removed_folder (Remove from frame) and the
+# configuration file's folder ("Allow this sender" rewrites the file)
 """
 
 TIMER = """\
@@ -236,7 +240,7 @@ def shipped_setup() -> Setup:
                  config=None,
                  writable=(home / "Pictures", home / "DuplicatePictures",
                            home / "RejectedPictures", home / ".local/share/frame-ingest"),
-                 user="pi")
+                 user="pi", web_writable=(home / "DeletedPictures",))
 
 
 def setup_for(config: Config, user_units: bool) -> Setup:
@@ -253,7 +257,8 @@ def setup_for(config: Config, user_units: bool) -> Setup:
                  config=config.path.resolve() if config.path else None,
                  writable=(library.pictures, library.quarantine, library.rejected,
                            library.state_dir),
-                 user=user)
+                 user=user, web_writable=(library.removed_folder,) + (
+                     (config.path.resolve().parent,) if config.path else ()))
 
 
 def unit_folder(user_units: bool) -> Path:
@@ -277,7 +282,7 @@ def install(config: Config, user: bool = False, dry_run: bool = False) -> int:
         else:
             _write_unit(folder / name, text)
             print(f"wrote {folder / name}")
-    for path in setup.writable:  # ReadWritePaths= must exist or the job cannot start
+    for path in setup.writable + setup.web_writable:  # ReadWritePaths= must exist
         if dry_run:
             print(f"would create folder {path}")
         else:

@@ -12,7 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(dovecot-imapd chromium systemd fonts-dejavu-core python3-venv strace
+packages=(dovecot-imapd chromium systemd fonts-dejavu-core python3-venv strace curl
           mate-backgrounds plasma-workspace-wallpapers lomiri-wallpapers-20.04
           lomiri-wallpapers-16.04)
 missing=()

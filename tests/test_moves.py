@@ -52,10 +52,10 @@ def test_a_transformed_photo_is_filed_with_the_signature_of_its_new_bytes(config
             assert [done.subject for done in moves.replay(store, config)] == ["IMG_5.jpg"]
         else:
             moves.carry_out(store, config, plan)
-        filed = config.library.pictures / "IMG_5.jpg.png"
+        filed = config.library.pictures / "IMG_5.png"
         png = filed.read_bytes()
-        row = store.file("IMG_5.jpg.png")
-        assert files(config.library.pictures) == ["IMG_5.jpg.png"]
+        row = store.file("IMG_5.png")
+        assert files(config.library.pictures) == ["IMG_5.png"]
         assert Image.open(filed).format == "PNG"
         assert (row["sha256"], row["format"]) == (hashlib.sha256(png).hexdigest(), "PNG")
         [kept] = files(config.library.quarantine)

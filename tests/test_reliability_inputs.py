@@ -127,7 +127,9 @@ def test_every_bad_input_gets_its_defined_outcome_and_the_run_goes_on(home, case
     for number, case in enumerate(cases):
         staging.stage(io.BytesIO(case.data), Provenance("folder", f"case-{number}", case.name))
     trial = crashes.Trial(0, home, [], "gate")
-    trial.config_path.write_text("")
+    # animated GIF and WebP are filed as they are here (not converted for the frame)
+    trial.config_path.write_text('[library]\nframe_formats = ["JPEG", "PNG", "HEIF", "GIF", '
+                                 '"WEBP"]\n')
     trial.sent = [scenarios.Input(case.name, case.data, "bad") for case in cases]
     trial.before = crashes.snapshot(home.path)
     result = trial.run("gate")
