@@ -122,5 +122,9 @@ def test_a_phone_logs_in_restores_removes_and_allows_a_sender(site, browser, tmp
     submit(page, entry.locator("button", has_text="Undo"))
     assert "Back on the frame as garden.jpg" in page.locator(".flash").inner_text()
     assert (site.home.pictures / "garden.jpg").exists()
+    submit(page, page.locator("button", has_text="Log out"))
+    assert page.url.endswith("/login")
+    page.goto(f"{site.base}/quarantine")
+    assert page.url.endswith("/login")
     assert foreign == []
     context.close()
