@@ -470,3 +470,9 @@ class Store:
 
     def forget_refused_sender(self, tx: sqlite3.Connection, address: str) -> None:
         tx.execute("DELETE FROM refused_senders WHERE address = ?", (address.lower(),))
+
+    def removed_kept(self, sha256: str | None) -> str | None:
+        """Where the removed photo with these bytes is kept in removed_folder, if it is."""
+        rows = self.query("SELECT kept FROM removed WHERE sha256 = ? AND kept IS NOT NULL "
+                          "ORDER BY id DESC LIMIT 1", (sha256 or "",))
+        return rows[0]["kept"] if rows else None

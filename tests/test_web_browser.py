@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests import mails
+from tests import images, mails
 from tests.imap_helpers import toml_value
 from tests.web_support import PASSWORD, start_site, stop
 
@@ -83,18 +83,6 @@ def test_a_phone_logs_in_restores_removes_and_allows_a_sender(site, browser, tmp
     assert article.locator("img").evaluate("image => image.naturalWidth") > 0
     shoot(page, shots, "arrivals")
 
-    page.goto(f"{site.base}/quarantine")
-    entry = page.locator("article", has_text="garden2.jpg")
-    assert entry.locator("img").count() == 2
-    assert all(image.evaluate("image => image.naturalWidth") > 0
-               for image in entry.locator("img").all())
-    shoot(page, shots, "quarantine")
-    submit(page, entry.locator("button", has_text="Restore"))
-    assert "Restored to Pictures as garden2.jpg" in page.locator(".flash").inner_text()
-    assert (site.home.pictures / "garden2.jpg").exists()
-    assert page.locator("article").count() == 0
-
-    page.goto(f"{site.base}/arrivals")
     submit(page, page.locator("article", has_text="garden.jpg").first.locator(
         "button", has_text="Remove from frame"))
     assert "Removed from the frame" in page.locator(".flash").inner_text()
@@ -102,6 +90,33 @@ def test_a_phone_logs_in_restores_removes_and_allows_a_sender(site, browser, tmp
     assert "not on the frame" in page.locator("article", has_text="garden.jpg").first \
         .inner_text()
     shoot(page, shots, "arrivals-after-remove")
+
+    site.home.drop("garden3.jpg", images.jpeg(images.photo(11), quality=70))
+    site.run("run", check=True)         # the removed photo sent again: quarantined
+    page.goto(f"{site.base}/quarantine")
+    for name in ("garden2.jpg", "garden3.jpg"):     # each beside the photo it was taken for
+        entry = page.locator("article", has_text=name)
+        assert "removed from the frame" in entry.inner_text()
+        assert [image.evaluate("image => image.naturalWidth") > 0
+                for image in entry.locator("img").all()] == [True, True]
+    shoot(page, shots, "quarantine")
+
+    page.goto(f"{site.base}/removed")
+    entry = page.locator("article", has_text="garden.jpg")
+    assert entry.locator("img").evaluate("image => image.naturalWidth") > 0
+    shoot(page, shots, "removed")
+    submit(page, entry.locator("button", has_text="Undo"))
+    assert "Back on the frame as garden.jpg" in page.locator(".flash").inner_text()
+    assert (site.home.pictures / "garden.jpg").exists()
+
+    page.goto(f"{site.base}/quarantine")
+    entry = page.locator("article", has_text="garden2.jpg")
+    assert "on the frame" in entry.inner_text()
+    submit(page, entry.locator("button", has_text="Restore"))
+    assert "Restored to Pictures as garden2.jpg" in page.locator(".flash").inner_text()
+    assert (site.home.pictures / "garden2.jpg").exists()
+    assert page.locator("article", has_text="garden2.jpg").count() == 0
+    shoot(page, shots, "quarantine-after-restore")
 
     page.goto(f"{site.base}/rejected")
     shoot(page, shots, "rejected")
@@ -115,13 +130,6 @@ def test_a_phone_logs_in_restores_removes_and_allows_a_sender(site, browser, tmp
     shoot(page, shots, "senders-after-allow")
     allowed = tomllib.loads(site.config.read_text())["sources"]["imap"]["allowed_senders"]
     assert AUNT in allowed
-    page.goto(f"{site.base}/removed")
-    entry = page.locator("article", has_text="garden.jpg")
-    assert entry.locator("img").evaluate("image => image.naturalWidth") > 0
-    shoot(page, shots, "removed")
-    submit(page, entry.locator("button", has_text="Undo"))
-    assert "Back on the frame as garden.jpg" in page.locator(".flash").inner_text()
-    assert (site.home.pictures / "garden.jpg").exists()
     submit(page, page.locator("button", has_text="Log out"))
     assert page.url.endswith("/login")
     page.goto(f"{site.base}/quarantine")

@@ -72,8 +72,9 @@ def quarantine(config: Config, store, number: int) -> Page:
         entry.update(duplicate_of=shown(row["matched_path"] or ""),
                      method=shown(row["method"] or ""), reason=shown(row["reason"] or ""),
                      exists=inside(config.library.quarantine, row["path"]) is not None,
-                     matched=bool(row["matched_path"]) and inside(
-                         config.library.pictures, row["matched_path"]) is not None)
+                     matched=matched_file_of(config, store, row["id"]) is not None,
+                     removed=inside(config.library.pictures, row["matched_path"] or "")
+                     is None and store.removed_kept(row["matched_sha256"]) is not None)
         page.entries.append(entry)
     return page
 
@@ -179,8 +180,13 @@ def removed_file_of(config: Config, store, removal_id: int):
 
 
 def matched_file_of(config: Config, store, decision_id: int):
-    """The library photo decision ``decision_id`` took its file for a copy of."""
+    """The library photo decision ``decision_id`` took its file for a copy of (or, when it
+    was taken for a photo removed from the frame, that photo in removed_folder)."""
     row = store.decision(decision_id)
     if row is None or not row["matched_path"]:
         return None
-    return inside(config.library.pictures, row["matched_path"])
+    on_frame = inside(config.library.pictures, row["matched_path"])
+    if on_frame is not None:
+        return on_frame
+    kept = store.removed_kept(row["matched_sha256"])   # taken for a removed photo
+    return inside(config.library.removed_folder, kept) if kept else None

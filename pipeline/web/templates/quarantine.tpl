@@ -16,7 +16,7 @@
 % else:
 <div class="gone">no library photo</div>
 % end
-<figcaption>on the frame</figcaption></figure>
+<figcaption>{{'removed from the frame' if entry['removed'] else 'on the frame'}}</figcaption></figure>
 </div>
 <div class="facts"><p class="name">{{entry['path']}}</p>
 <dl><dt>copy of</dt><dd>{{entry['duplicate_of'] or '?'}}</dd>
