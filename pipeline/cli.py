@@ -65,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument("name", help="the name as `quarantine list` shows it")
     add_maintenance_commands(commands)
     add_frame_commands(commands)
+    add_web_commands(commands)
     return parser
 
 
@@ -80,6 +81,13 @@ def add_frame_commands(commands) -> None:
     listing.add_argument("--json", action="store_true")
     undo = actions.add_parser("undo", help="move a removed photo back into Pictures")
     undo.add_argument("id", type=int, help="its id as `removed list` shows it")
+
+
+def add_web_commands(commands) -> None:
+    """serve and web-password: the page on the home network (docs/web.md)."""
+    commands.add_parser("serve", help="serve the web page on the home network ([web] listen)")
+    commands.add_parser("web-password", help="set the web page's password (asked twice on a "
+                        "terminal, else one line from standard input)")
 
 
 def add_maintenance_commands(commands) -> None:
@@ -328,9 +336,22 @@ def command_removed(config: Config, arguments) -> int:
     return EXIT_OK
 
 
+def command_serve(config: Config, arguments) -> int:
+    from pipeline.web.server import serve
+    return serve(config)
+
+
+def command_web_password(config: Config, arguments) -> int:
+    from pipeline.passwords import ask_password, set_password
+    path = set_password(config.library.state_dir, ask_password())
+    print(f"saved the web page's password (a scrypt hash) in {shown(path)}")
+    return EXIT_OK
+
+
 COMMANDS = {"run": command_run, "fetch": command_fetch, "gate": command_gate,
             "status": command_status, "check": command_check, "watch": command_watch,
             "dropbox-auth": command_dropbox_auth, "imap-auth": command_imap_auth,
             "quarantine": command_quarantine, "resweep": command_resweep,
             "install-systemd": command_install_systemd, "review": command_review,
-            "remove": command_remove, "removed": command_removed}
+            "remove": command_remove, "removed": command_removed,
+            "serve": command_serve, "web-password": command_web_password}

@@ -313,6 +313,30 @@ class CaptionsConfig:
                 yield key, problem
 
 
+@dataclass(frozen=True)
+class WebConfig:
+    """[web]: the page on the home network (``frame-ingest serve``, docs/web.md)."""
+    enabled: bool = setting(False, "bool")
+    listen: str = setting("0.0.0.0:8420", "str")    # address:port; "[::]:8420" for IPv6
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """(host, port) of ``listen`` (checked by ``rules``)."""
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]"), int(port)
+
+    def rules(self) -> Iterator[Problem]:
+        host, _, port = self.listen.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            yield "listen", f'expected "address:port" such as "0.0.0.0:8420", got "{self.listen}"'
+            return
+        try:
+            ipaddress.ip_address(host.strip("[]"))
+        except ValueError:
+            if host != "localhost":
+                yield "listen", f'expected an IP address before ":{port}", got "{host}"'
+
+
 # (table name in the file, Config attribute, dataclass)
 SECTIONS: list[tuple[str, str, type]] = [
     ("library", "library", LibraryConfig),
@@ -323,6 +347,7 @@ SECTIONS: list[tuple[str, str, type]] = [
     ("sources.imap", "imap", ImapSourceConfig),
     ("resweep", "resweep", ResweepConfig),
     ("captions", "captions", CaptionsConfig),
+    ("web", "web", WebConfig),
 ]
 
 
@@ -335,6 +360,7 @@ class Config:
     resweep: ResweepConfig
     dropbox: DropboxSourceConfig
     imap: ImapSourceConfig
+    web: WebConfig
     captions: CaptionsConfig = CaptionsConfig()
     path: Path | None = None  # the file it came from, None for built-in defaults
     label: str = "built-in defaults"  # how problems name it: the path, or "built-in defaults"

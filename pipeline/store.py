@@ -135,6 +135,21 @@ def _migration_3_removed(connection: sqlite3.Connection, state_dir: Path) -> Non
     """)
 
 
+def _migration_5_refused_senders(connection: sqlite3.Connection, state_dir: Path) -> None:
+    """The senders the IMAP source refused (not in allowed_senders), for the web page's
+    "Allow this sender"; a row goes when its mail was fetched back (``sources/imap.py``)."""
+    _run_script(connection, """
+        CREATE TABLE refused_senders (
+            id INTEGER PRIMARY KEY,
+            address TEXT NOT NULL UNIQUE,        -- lower-case
+            display TEXT, subject TEXT,          -- of the latest refused message
+            messages INTEGER NOT NULL,
+            first_refused_at TEXT NOT NULL,
+            last_refused_at TEXT NOT NULL
+        )
+    """)
+
+
 def _migration_6_captions(connection: sqlite3.Connection, state_dir: Path) -> None:
     """Decisions carry the title and caption of their photo; the origins' bytes lead to
     what was filed for them (``filed_as``: a captioned copy is the same photo)."""
@@ -149,6 +164,7 @@ def _migration_6_captions(connection: sqlite3.Connection, state_dir: Path) -> No
 MIGRATIONS = [(1, "initial", _migration_1_initial),
               (2, "one journal shape", _migration_2_one_journal_shape),
               (3, "removed photos", _migration_3_removed),
+              (5, "refused senders", _migration_5_refused_senders),
               (6, "captions", _migration_6_captions)]
 
 
@@ -455,3 +471,47 @@ class Store:
             "WHERE o.sha256 = ? AND d.folder = 'pictures' AND d.sha256 IS NOT NULL "
             "AND d.sha256 != o.sha256 ORDER BY d.id DESC LIMIT 1", (sha256,))
         return rows[0]["sha256"] if rows else None
+
+    # --- the web page: pages of decisions, refused senders ----------------------------
+
+    def decisions_page(self, folder: str, limit: int, offset: int) -> list[sqlite3.Row]:
+        """One page of ``decisions_in(folder)``: newest first."""
+        return self.query("SELECT * FROM decisions WHERE folder = ? AND restored_at IS NULL "
+                          "ORDER BY decided_at DESC, id DESC LIMIT ? OFFSET ?",
+                          (folder, limit, offset))
+
+    def count_in(self, folder: str) -> int:
+        return self.query("SELECT COUNT(*) FROM decisions WHERE folder = ? AND "
+                          "restored_at IS NULL", (folder,))[0][0]
+
+    def note_refused_sender(self, tx: sqlite3.Connection, address: str, display: str,
+                            subject: str) -> None:
+        """Remember one more refused message from ``address``."""
+        now = now_iso()
+        tx.execute("INSERT INTO refused_senders (address, display, subject, messages, "
+                   "first_refused_at, last_refused_at) VALUES (?, ?, ?, 1, ?, ?) "
+                   "ON CONFLICT (address) DO UPDATE SET display = excluded.display, "
+                   "subject = excluded.subject, messages = messages + 1, "
+                   "last_refused_at = excluded.last_refused_at",
+                   (address.lower(), display, subject, now, now))
+
+    def refused_senders(self, limit: int = 1000, offset: int = 0) -> list[sqlite3.Row]:
+        """Refused senders, the most recently refused first."""
+        return self.query("SELECT * FROM refused_senders ORDER BY last_refused_at DESC, "
+                          "id DESC LIMIT ? OFFSET ?", (limit, offset))
+
+    def count_refused_senders(self) -> int:
+        return self.query("SELECT COUNT(*) FROM refused_senders")[0][0]
+
+    def refused_sender(self, sender_id: int) -> sqlite3.Row | None:
+        rows = self.query("SELECT * FROM refused_senders WHERE id = ?", (sender_id,))
+        return rows[0] if rows else None
+
+    def forget_refused_sender(self, tx: sqlite3.Connection, address: str) -> None:
+        tx.execute("DELETE FROM refused_senders WHERE address = ?", (address.lower(),))
+
+    def removed_kept(self, sha256: str | None) -> str | None:
+        """Where the removed photo with these bytes is kept in removed_folder, if it is."""
+        rows = self.query("SELECT kept FROM removed WHERE sha256 = ? AND kept IS NOT NULL "
+                          "ORDER BY id DESC LIMIT 1", (sha256 or "",))
+        return rows[0]["kept"] if rows else None

@@ -84,6 +84,7 @@ UMask=0022
 ONLINE = ("AF_UNIX AF_INET AF_INET6",
           "and IP (IMAP and Dropbox)")
 OFFLINE = ("AF_UNIX", "only: the resweep needs no network")
+WEB = ("AF_UNIX AF_INET AF_INET6", "and IP (the page is served over HTTP)")
 
 
 @dataclass(frozen=True)
@@ -93,12 +94,16 @@ class Setup:
     config: Path | None
     writable: tuple[Path, ...]  # Pictures, quarantine, rejected, state_dir
     user: str | None            # None: user units (the manager's own user)
+    # the web page also writes removed_folder (Remove from frame) and the configuration
+    # file's folder (Allow this sender)
+    web_writable: tuple[Path, ...] = ()
 
 
 def service(setup: Setup, description: str, arguments: str, extra: str,
-            online: bool = True, install: str = "") -> str:
+            online: bool = True, install: str = "", families: tuple[str, str] | None = None,
+            writable: tuple[Path, ...] | None = None) -> str:
     config = f" --config {shlex.quote(str(setup.config))}" if setup.config else ""
-    families, families_why = ONLINE if online else OFFLINE
+    families, families_why = families or (ONLINE if online else OFFLINE)
     lines = [
         "[Unit]", f"Description={description}",
         *(["# fetching needs the network up"] if online else []),
@@ -108,7 +113,8 @@ def service(setup: Setup, description: str, arguments: str, extra: str,
           if setup.user else []),
         "# the command (the real executable and configuration file)",
         f"ExecStart={setup.command}{config} {arguments}", extra.rstrip("\n"),
-        HARDENING.format(writable=" ".join(shlex.quote(str(path)) for path in setup.writable),
+        HARDENING.format(writable=" ".join(shlex.quote(str(path))
+                                           for path in writable or setup.writable),
                          families=families, families_why=families_why),
     ]
     if not online:
@@ -137,6 +143,10 @@ def render(setup: Setup) -> dict[str, str]:
         "frame-ingest-watch.service": service(
             setup, "frame-ingest: wait for new e-mail (IMAP IDLE) and file it at once",
             "watch", WATCH_EXTRA, install=f"[Install]\nWantedBy={target}\n"),
+        WEB_UNIT: service(
+            setup, "frame-ingest: the web page on the home network", "serve", WEB_EXTRA,
+            install=f"[Install]\nWantedBy={target}\n", families=WEB,
+            writable=setup.writable + setup.web_writable),
     }
 
 
@@ -166,6 +176,21 @@ Type=simple
 # a crash or a lost connection: start again after a pause
 Restart=on-failure
 RestartSec=30
+"""
+
+WEB_UNIT = "frame-ingest-web.service"
+
+WEB_EXTRA = """\
+# runs until stopped
+Type=simple
+# a crash: start again after a pause
+Restart=on-failure
+RestartSec=10
+# answers only addresses of the home network (and the Pi itself): never the internet
+IPAddressDeny=any
+IPAddressAllow=localhost link-local 10.0.0.0/8 172.16.0.0/12 192.168.0.0/16 fc00::/7
+# also writable (ReadWritePaths= below): removed_folder (Remove from frame) and the
+# configuration file's folder ("Allow this sender" rewrites the file)
 """
 
 TIMER = """\
@@ -215,7 +240,7 @@ def shipped_setup() -> Setup:
                  config=None,
                  writable=(home / "Pictures", home / "DuplicatePictures",
                            home / "RejectedPictures", home / ".local/share/frame-ingest"),
-                 user="pi")
+                 user="pi", web_writable=(home / "DeletedPictures",))
 
 
 def setup_for(config: Config, user_units: bool) -> Setup:
@@ -232,7 +257,8 @@ def setup_for(config: Config, user_units: bool) -> Setup:
                  config=config.path.resolve() if config.path else None,
                  writable=(library.pictures, library.quarantine, library.rejected,
                            library.state_dir),
-                 user=user)
+                 user=user, web_writable=(library.removed_folder,) + (
+                     (config.path.resolve().parent,) if config.path else ()))
 
 
 def unit_folder(user_units: bool) -> Path:
@@ -248,13 +274,15 @@ def install(config: Config, user: bool = False, dry_run: bool = False) -> int:
     folder = unit_folder(user)
     systemctl = ["systemctl", *(["--user"] if user else [])]
     commands = [systemctl + ["daemon-reload"], systemctl + ["enable", "--now", *TIMERS]]
+    if config.web.enabled:      # the page only when [web] enabled = true
+        commands.append(systemctl + ["enable", "--now", WEB_UNIT])
     for name, text in render(setup).items():
         if dry_run:
             print(f"# --- would write {folder / name} ---\n{text}")
         else:
             _write_unit(folder / name, text)
             print(f"wrote {folder / name}")
-    for path in setup.writable:  # ReadWritePaths= must exist or the job cannot start
+    for path in setup.writable + setup.web_writable:  # ReadWritePaths= must exist
         if dry_run:
             print(f"would create folder {path}")
         else:
@@ -265,6 +293,9 @@ def install(config: Config, user: bool = False, dry_run: bool = False) -> int:
             _run(command)
     print("the IMAP IDLE watcher is installed but not enabled; to use it: "
           + shlex.join(systemctl + ["enable", "--now", "frame-ingest-watch.service"]))
+    if not config.web.enabled:
+        print("the web page is installed but not enabled; to use it, set [web] enabled = true,"
+              " run frame-ingest web-password and install-systemd again")
     return 0
 
 

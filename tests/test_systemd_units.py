@@ -50,7 +50,7 @@ def test_shipped_units_are_the_rendered_templates():
 
 
 def test_shipped_units_pass_verify(shipped_executable):
-    assert len(SHIPPED) == 5
+    assert len(SHIPPED) == 6
     verify(SHIPPED)
 
 
@@ -116,3 +116,18 @@ def test_resweep_works_without_writable_executable_memory(home):
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["signed"] == 19 and summary["quarantined"] == 2
+
+
+def test_install_systemd_enables_the_web_page_only_when_web_is_enabled(home):
+    config = home.path / "config.toml"
+    for enabled in (False, True):
+        config.write_text(f'[web]\nenabled = {"true" if enabled else "false"}\n')
+        result = home.run("--config", str(config), "install-systemd", "--dry-run", check=True,
+                          extra_env={"SUDO_USER": ""})
+        web = re.search(r"# --- would write /etc/systemd/system/frame-ingest-web.service ---\n"
+                        r"(.*?)(?=\n# --- would write|\nwould create)", result.stdout, re.S)
+        assert web and f"--config {config} serve" in web.group(1)
+        assert f"ReadWritePaths=" in web.group(1) and str(home.path) in web.group(1)
+        enabling = "would run: systemctl enable --now frame-ingest-web.service"
+        assert (enabling in result.stdout) is enabled
+        assert ("the web page is installed but not enabled" in result.stdout) is not enabled

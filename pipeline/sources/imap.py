@@ -51,7 +51,7 @@ from pipeline.sources.base import FetchContext, FetchResult
 from pipeline.sources.imap_session import (SOURCE, BearerToken, Endpoint, LoginRefused,
                                            Outline, Session, open_session)
 from pipeline.sources.mail_parts import Untrusted
-from pipeline.sources.senders import SenderRules, refusal
+from pipeline.sources.senders import SenderRules, is_allowed, refusal
 from pipeline.staging import TooLarge
 
 log = logging.getLogger("frame-ingest")
@@ -145,12 +145,13 @@ class ImapSource:
     def fetch_folder(self, session: Session, context: FetchContext, result: FetchResult,
                      progress: Progress) -> None:
         folder = self.settings.folder
-        info = session.select(folder)
-        last_uid = self.remembered_uid(context.store, folder, info.uidvalidity)
         target = ""
         if self.settings.processed_folder:
             target = session.server_folder_name(self.settings.processed_folder)
             session.ensure_folder(target)
+            self.recall_allowed(session, context.store, target)
+        info = session.select(folder)
+        last_uid = self.remembered_uid(context.store, folder, info.uidvalidity)
         uids = session.uids_after(last_uid)
         budget = self.settings.max_messages_per_run - progress.messages
         if uids:
@@ -165,6 +166,21 @@ class ImapSource:
                                     target=target)
             self.remember_uid(context.store, folder, info.uidvalidity, uid)
             progress.messages += 1
+
+    def recall_allowed(self, session: Session, store, processed: str) -> None:
+        """Refused mail waits unread in ``processed_folder``; once its sender is allowed
+        (the web page's "Allow this sender", or by hand), move it back into ``folder``, where
+        it gets new UIDs and this same fetch takes it. Then the sender is forgotten; a
+        crash in between only makes the next run look again."""
+        for row in store.refused_senders():
+            address = row["address"]
+            if not self.rules.allow_any and not is_allowed(address, self.rules.allowed):
+                continue
+            moved = session.move_unseen_from(processed, address, self.settings.folder)
+            log.info("imap: %s is allowed now: %d refused message(s) moved back from %s to %s",
+                     address, moved, processed, self.settings.folder)
+            with store.transaction() as tx:
+                store.forget_refused_sender(tx, address)
 
     def process_message(self, session: Session, uid: int, context: FetchContext,
                         result: FetchResult) -> str:
@@ -234,7 +250,7 @@ class ImapSource:
         not accepted."""
         contents = mail.extract(raw, min_side=self.settings.min_image_side,
                                 max_bytes=self.max_bytes)
-        if self.refused(uid, contents, result):
+        if self.refused(uid, contents, result, context):
             return REFUSED
         self.log_skips(uid, contents, contents.skipped, result)
         for image in contents.images:
@@ -250,7 +266,7 @@ class ImapSource:
                    contents: mail.MailContents, parts: list[mail_parts.Leaf],
                    context: FetchContext, result: FetchResult) -> str:
         """Stage the pictures among ``parts``, fetching only those that may be pictures."""
-        if self.refused(uid, contents, result):
+        if self.refused(uid, contents, result, context):
             return REFUSED
         sections = [leaf.part.header_section for leaf in parts
                     if leaf.part.header_section != "HEADER"]
@@ -356,12 +372,20 @@ class ImapSource:
             if last:
                 return True
 
-    def refused(self, uid: int, contents: mail.MailContents, result: FetchResult) -> bool:
+    def refused(self, uid: int, contents: mail.MailContents, result: FetchResult,
+                context: FetchContext) -> bool:
+        """Whether the sender rules refuse the message; a sender refused for not being in
+        ``allowed_senders`` is remembered for the web page (``Store.note_refused_sender``)."""
         reason = refusal(contents.sender, contents.message, self.rules)
         if reason:
             log.warning("imap: message %d from %s refused: %s; nothing taken", uid,
                         contents.sender or "?", reason)
             result.skipped += 1
+            if contents.sender and not self.rules.allow_any \
+                    and not is_allowed(contents.sender, self.rules.allowed):
+                with context.store.transaction() as tx:
+                    context.store.note_refused_sender(tx, contents.sender,
+                                                      contents.sender_display, contents.subject)
         return bool(reason)
 
     def log_skips(self, uid: int, contents: mail.MailContents, skipped: list[str],

@@ -23,6 +23,7 @@ from imapclient.exceptions import (CapabilityError, IMAPClientAbortError, IMAPCl
                                    LoginError)
 
 from pipeline.errors import PermanentSourceError, TransientSourceError
+from pipeline.sources.mail import headers
 from pipeline.sources.mail_parts import MimePart, Untrusted
 
 log = logging.getLogger("frame-ingest")
@@ -289,6 +290,22 @@ class Session:
             self.client.copy([uid], target)
             self.client.add_flags([uid], [DELETED])
             self.client.uid_expunge([uid])
+
+    def move_unseen_from(self, source: str, address: str, target: str) -> int:
+        """Move every unread message of ``source`` whose single From address is
+        ``address`` into ``target``; return how many (SEARCH FROM matches substrings, so
+        each From header is read and compared)."""
+        self.select(source)
+        with self.calls(f"search {source}"):
+            found = sorted(self.client.search(["UNSEEN", "FROM", address]))
+            response = self.client.fetch(found, ["BODY.PEEK[HEADER.FIELDS (FROM)]"]) \
+                if found else {}
+        matching = [uid for uid in found
+                    if headers(response.get(uid, {}).get(
+                        b"BODY[HEADER.FIELDS (FROM)]") or b"").sender == address.lower()]
+        for uid in matching:
+            self.acknowledge(uid, seen=False, target=target)
+        return len(matching)
 
     def can_idle(self) -> bool:
         with self.calls("read capabilities"):

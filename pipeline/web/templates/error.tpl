@@ -1,0 +1,3 @@
+% rebase('base', title=title, nav=nav, csrf='', flash='', current='')
+<p class="flash">{{message}}</p>
+<p><a href="/arrivals">Back to the arrivals</a></p>

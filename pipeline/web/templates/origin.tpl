@@ -1,0 +1,7 @@
+<dl>
+% for label, key in (("from", "sender"), ("subject", "subject"), ("source", "source"), ("arrived as", "name"), ("sent", "received"), ("filed", "when")):
+% if entry.get(key):
+<dt>{{label}}</dt><dd>{{entry[key]}}</dd>
+% end
+% end
+</dl>
