@@ -274,6 +274,31 @@ class ResweepConfig:
     hash_distance: int = setting(7, "int", minimum=0, maximum=11)
 
 
+@dataclass(frozen=True)
+class VideoConfig:
+    """[video]: clips and Live Photos (docs/video.md)."""
+    enabled: bool = setting(True, "bool")
+    max_video_mb: float = setting(200.0, "float", minimum=1.0, maximum=100000.0)
+    # the containers taken, by suffix: by default what picframe plays
+    formats: list = setting([".mp4", ".mkv", ".flv", ".mov", ".avi", ".webm", ".hevc"],
+                            "strlist")
+    # a Live Photo / motion photo: "still" files the still (motion part to quarantine),
+    # "both" files both, "video" files the motion part (still to quarantine)
+    live_photos: str = setting("still", "str", choices=("still", "both", "video"))
+
+    @property
+    def max_video_bytes(self) -> int:
+        return int(self.max_video_mb * MIB)
+
+    def rules(self) -> Iterator[Problem]:
+        from pipeline.video_formats import VIDEO_SUFFIXES
+        for suffix in self.formats:
+            normal = suffix.lower() if suffix.startswith(".") else "." + suffix.lower()
+            if normal not in VIDEO_SUFFIXES:
+                yield "formats", (f"{suffix!r} is not a video container frame-ingest reads; "
+                                  f"known: {', '.join(sorted(VIDEO_SUFFIXES))}")
+
+
 # (table name in the file, Config attribute, dataclass)
 SECTIONS: list[tuple[str, str, type]] = [
     ("library", "library", LibraryConfig),
@@ -283,6 +308,7 @@ SECTIONS: list[tuple[str, str, type]] = [
     ("sources.dropbox", "dropbox", DropboxSourceConfig),
     ("sources.imap", "imap", ImapSourceConfig),
     ("resweep", "resweep", ResweepConfig),
+    ("video", "video", VideoConfig),
 ]
 
 
@@ -295,6 +321,7 @@ class Config:
     resweep: ResweepConfig
     dropbox: DropboxSourceConfig
     imap: ImapSourceConfig
+    video: VideoConfig = field(default_factory=VideoConfig)
     path: Path | None = None  # the file it came from, None for built-in defaults
     label: str = "built-in defaults"  # how problems name it: the path, or "built-in defaults"
 

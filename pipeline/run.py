@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline import catalog, moves, transforms
+from pipeline import catalog, moves, transforms, video_catalog, video_gate
 from pipeline.config import MIB, Config
 from pipeline.errors import LibraryError, SourceError
 from pipeline.gate import decide
@@ -36,6 +36,9 @@ from pipeline.sources import enabled_sources
 from pipeline.sources.base import FetchContext
 from pipeline.staging import Staging
 from pipeline.store import Store, now_iso
+from pipeline.video_formats import with_video_extension
+from pipeline.video_matching import VideoIndex
+from pipeline.video_signatures import VideoSignature
 
 log = logging.getLogger("frame-ingest")
 
@@ -113,10 +116,14 @@ def gate_staged(config: Config, store, staging: Staging, summary: RunSummary,
         moves.replay(store, config, staging)
     catalog.refresh(store, config.library.pictures, exclude=config.resweep.exclude,
                     max_pixels=config.gate.max_pixels)
+    video_catalog.refresh(store, config.library.pictures, exclude=config.resweep.exclude,
+                          max_pixels=config.gate.max_pixels)
     index = SignatureIndex.from_store(store)
+    videos = VideoIndex.from_store(store)
     for item in staging.items():
         try:
-            decision = gate_item(config, store, staging, index, item, dry_run=dry_run)
+            decision = gate_item(config, store, staging, index, item, dry_run=dry_run,
+                                 videos=videos)
         except LibraryError as exc:
             log.error("gate: %s: %s", item.provenance.name, exc)
             summary.errors.append(f"gate: {item.provenance.name}: {exc}")
@@ -125,33 +132,53 @@ def gate_staged(config: Config, store, staging: Staging, summary: RunSummary,
 
 
 def gate_item(config: Config, store, staging: Staging, index: SignatureIndex,
-              item: StagedItem, *, dry_run: bool = False) -> Decision | None:
+              item: StagedItem, *, dry_run: bool = False,
+              videos: VideoIndex | None = None) -> Decision | None:
     """Decide on one staged item and file it (or, dry, say what would happen); None when
     it was filed already (a crash came before the clean-up of staging)."""
     if store.has_origin(item.provenance.origin_key) or not item.data_path.exists():
         if not dry_run:
             staging.discard(item)
         return None
-    signature, decision = judge(config, store, index, item)
+    videos = videos if videos is not None else VideoIndex.from_store(store)
+    signature, decision = judge(config, store, index, item, videos)
     reason = f": {decision.reason}" if decision.reason else ""
     if dry_run:
         log.info("would %s %s%s", VERB_OF[decision.verdict], item.provenance.name, reason)
         return decision
     filing = None
-    if signature is not None and FOLDER_OF[decision.verdict] == "pictures":
+    if isinstance(signature, Signature) and FOLDER_OF[decision.verdict] == "pictures":
         filing = transforms.apply(item, signature, config)
     plan = filing_plan(config, item, signature, decision, filing)
     for row in moves.carry_out(store, config, plan):
         index.add(store.file(row.path)["id"], row.path, row.signature)
     for path in plan.remove_files:
         index.remove(path)
+    if isinstance(signature, VideoSignature):
+        _record_video(config, store, videos, plan, signature)
     log.info("%s %s%s", decision.verdict.value, item.provenance.name, reason)
     return decision
 
 
-def judge(config: Config, store, index: SignatureIndex,
-          item: StagedItem) -> tuple[Signature | None, Decision]:
+def _record_video(config: Config, store, videos: VideoIndex, plan: Plan,
+                  signature: VideoSignature) -> None:
+    """The videos rows after a video was filed: the new one in, a displaced one out."""
+    video_catalog.forget(store, plan.remove_files)
+    for path in plan.remove_files:
+        videos.remove(path)
+    filed = plan.moves[0].target
+    if filed.folder == "pictures":
+        video_catalog.record(store, config.library.pictures, filed.path, signature)
+        videos.add(filed.path, signature)
+
+
+def judge(config: Config, store, index: SignatureIndex, item: StagedItem,
+          videos: VideoIndex | None = None
+          ) -> tuple[Signature | VideoSignature | None, Decision]:
     """Sign a staged item and decide on it (a file that is no usable image is rejected)."""
+    if container := video_gate.container_of(item):
+        videos = videos if videos is not None else VideoIndex.from_store(store)
+        return video_gate.judge_video(config, store, videos, item, container)
     if item.size > config.gate.max_file_bytes:
         reason = f"file too large: {item.size / MIB:.1f} MiB (limit " \
                  f"{config.gate.max_file_mb:g} MiB)"
@@ -195,7 +222,8 @@ def filing_plan(config: Config, item: StagedItem, signature: Signature | None,
         moved.append(move)
         records.append(record)
     return Plan("move", provenance.name, moves=tuple(moved), decisions=tuple(records),
-                add_files=(LibraryRow(target.path, filed),) if target.folder == "pictures"
+                add_files=(LibraryRow(target.path, filed),)
+                if target.folder == "pictures" and not isinstance(filed, VideoSignature)
                 else (),
                 remove_files=(decision.matched_path,)
                 if decision.verdict is Verdict.REPLACE else (),
@@ -206,6 +234,8 @@ def filing_plan(config: Config, item: StagedItem, signature: Signature | None,
 def _name(provenance, signature: Signature | None) -> str:
     """The sender's name made safe, with the extension of the bytes' real format."""
     name = sanitize_name(provenance.name)
+    if isinstance(signature, VideoSignature):
+        return with_video_extension(name, signature.container)
     return with_extension(name, signature.format) if signature is not None else name
 
 

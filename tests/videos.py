@@ -1,0 +1,101 @@
+"""Real encoded test videos, made on the fly with PyAV: tiny clips and their variants.
+
+``clip(path, seed)`` films a photo-like scene (``tests/images.painting``) with a slow pan
+and a zoom, so frames at different times differ as a real phone clip's do. ``start``
+shifts the clip later in the same "take" (a different clip of the same scene). Variants
+are made by encoding the same frames again: another codec or bitrate, another size, turned
+pixels, or a rotation tag (display matrix) only.
+"""
+
+from __future__ import annotations
+
+import functools
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+from PIL import Image
+
+from tests.images import painting
+
+FPS = 15
+
+
+@functools.lru_cache(maxsize=8)
+def _scene(seed: int) -> Image.Image:
+    return painting(seed, (640, 400))
+
+
+def frames(seed: int, seconds: float = 2.0, start: float = 0.0, size=(160, 120)):
+    """RGB frames (PIL) of the take: a window panning right across the scene."""
+    scene = _scene(seed)
+    count = int(round(seconds * FPS))
+    for number in range(count):
+        moment = start + number / FPS
+        left = int(30 + 40 * moment)
+        top = int(20 + 10 * moment)
+        window = scene.crop((left, top, left + 320, top + 240))
+        yield window.resize(size, Image.Resampling.BILINEAR)
+
+
+def encode(path: Path, pictures, *, codec: str = "libx264", bit_rate: int | None = None,
+           container_format: str | None = None, rotation: int = 0,
+           metadata: dict | None = None, fps: int = FPS, options: dict | None = None) -> Path:
+    """Encode ``pictures`` (PIL images, all one size) into ``path``."""
+    pictures = list(pictures)
+    width, height = pictures[0].size
+    container_options = {"movflags": "use_metadata_tags"} if metadata else {}
+    with av.open(str(path), mode="w", format=container_format,
+                 options=container_options) as output:
+        if metadata:
+            output.metadata.update(metadata)
+        stream = output.add_stream(codec, rate=fps)
+        stream.width, stream.height = width, height
+        stream.pix_fmt = "yuv420p"
+        stream.time_base = Fraction(1, fps)
+        if bit_rate:
+            stream.bit_rate = bit_rate
+        options = dict(options or {})
+        if codec == "libx265":
+            options.setdefault("x265-params", "log-level=none")
+        if options:
+            stream.options = options
+        if rotation:
+            stream.set_display_rotation(rotation)
+        for picture in pictures:
+            frame = av.VideoFrame.from_ndarray(np.asarray(picture.convert("RGB")),
+                                               format="rgb24")
+            for packet in stream.encode(frame):
+                output.mux(packet)
+        for packet in stream.encode():
+            output.mux(packet)
+    return path
+
+
+def clip(path: Path, seed: int = 1, *, seconds: float = 2.0, start: float = 0.0,
+         size=(160, 120), turn: int = 0, **encoding) -> Path:
+    """A clip of the take ``seed``; ``turn`` quarter turns counter-clockwise of the pixels."""
+    pictures = frames(seed, seconds, start, size)
+    if turn:
+        pictures = [picture.rotate(90 * turn, expand=True) for picture in pictures]
+    return encode(path, pictures, **encoding)
+
+
+def audio_only(path: Path, seconds: float = 1.0) -> Path:
+    """An M4A-like MP4 with one AAC track and no video."""
+    with av.open(str(path), mode="w", format="mp4") as output:
+        stream = output.add_stream("aac", rate=22050)
+        samples = int(22050 * seconds)
+        tone = (np.sin(np.arange(samples) / 10.0) * 0.2).astype(np.float32)
+        for start in range(0, samples, 1024):
+            piece = tone[start:start + 1024]
+            if len(piece) < 1024:
+                break
+            frame = av.AudioFrame.from_ndarray(piece[None, :], format="fltp", layout="mono")
+            frame.sample_rate = 22050
+            for packet in stream.encode(frame):
+                output.mux(packet)
+        for packet in stream.encode():
+            output.mux(packet)
+    return path
