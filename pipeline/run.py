@@ -92,7 +92,7 @@ def run_once(config: Config, *, fetch: bool = True, gate: bool = True, only: str
 def fetch_all(config: Config, store, staging: Staging, summary: RunSummary,
               only: str | None = None) -> None:
     """Fetch every enabled source; one failing source never stops the others."""
-    context = FetchContext(staging, store)
+    context = FetchContext(staging, store, config.video)
     for source in enabled_sources(config, only):
         outcome = {"at": now_iso(), "staged": 0, "error": ""}
         try:
@@ -100,6 +100,9 @@ def fetch_all(config: Config, store, staging: Staging, summary: RunSummary,
             summary.fetched += result.staged
             summary.errors.extend(result.errors)
             outcome["staged"] = result.staged
+            if result.videos_left:
+                log.info("%s: %d video(s) left at the source: [video] enabled = false",
+                         source.name, result.videos_left)
         except SourceError as exc:
             message = f"{source.name}: {exc}"
             log.error(message)

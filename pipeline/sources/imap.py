@@ -52,6 +52,7 @@ from pipeline.sources.imap_session import (SOURCE, BearerToken, Endpoint, LoginR
 from pipeline.sources.mail_parts import Untrusted
 from pipeline.sources.senders import SenderRules, refusal
 from pipeline.staging import TooLarge
+from pipeline.video_formats import SNIFF_BYTES, sniff_video
 
 log = logging.getLogger("frame-ingest")
 # What became of a message: acknowledged (TAKEN: \Seen + moved; REFUSED: moved, left
@@ -232,7 +233,7 @@ class ImapSource:
         """Stage every image of an accepted message read whole; REFUSED when the sender is
         not accepted."""
         contents = mail.extract(raw, min_side=self.settings.min_image_side,
-                                max_bytes=self.max_bytes)
+                                max_bytes=self.max_bytes, take_videos=context.video.enabled)
         if self.refused(uid, contents, result):
             return REFUSED
         self.log_skips(uid, contents, contents.skipped, result)
@@ -261,7 +262,10 @@ class ImapSource:
         images, wanted = 0, []
         for leaf in parts:
             part = mail.parse(headers[leaf.part.header_section])
-            label = mail.wanted(part, leaf.index, skipped)
+            if part.get_content_maintype() == "video" and not context.video.enabled:
+                result.videos_left += 1     # not downloaded: videos are switched off
+                continue
+            label = mail.wanted(part, leaf.index, skipped, take_videos=context.video.enabled)
             if label is None:
                 continue
             provenance = self.provenance(uid, contents, leaf.index,
@@ -306,8 +310,10 @@ class ImapSource:
                                f"({self.max_bytes / MIB:g} MiB); not taken")
                 return 0
             spool.seek(0)
-            if mail.judge(mail.identify_file(spool), part, label, self.settings.min_image_side,
-                          skipped) is None:
+            video = context.video.enabled and sniff_video(spool.read(SNIFF_BYTES))
+            spool.seek(0)
+            if not video and mail.judge(mail.identify_file(spool), part, label,
+                                        self.settings.min_image_side, skipped) is None:
                 return 0
             spool.seek(0)
             self.stage(context, provenance, spool, result)
