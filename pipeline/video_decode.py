@@ -34,6 +34,7 @@ FRAMES_PER_SEEK = 120       # decoded after a seek before giving up on reaching 
 SIDE = 128                  # long side of the frames handed to Python
 POSTER_SIDE = 640
 DEADLINE_SECONDS = 20.0
+SLACK_SECONDS, SLACK_FRACTION = 0.5, 0.05   # how far before a point the stream may end
 CONTENT_IDENTIFIER = "com.apple.quicktime.content.identifier"
 
 try:
@@ -165,15 +166,19 @@ def _frame_at(container, stream, probe: Probe, fraction: float, side: int,
     start = float(stream.start_time * stream.time_base) if stream.start_time else 0.0
     container.seek(int((start + target) / stream.time_base), stream=stream, backward=True,
                    any_frame=False)
-    best = None
+    best, reached = None, False
     for count, frame in enumerate(container.decode(stream)):
         if time.monotonic() - started > DEADLINE_SECONDS:
             raise Undecodable(f"decoding took longer than {DEADLINE_SECONDS:g} s")
         seconds = float(frame.time or 0.0) - start
         best = (frame, seconds)
         if seconds >= target - 1e-3 or count + 1 >= FRAMES_PER_SEEK:
+            reached = True
             break
-    if best is None:
+    # the stream ended before the point: fine within a frame or two of the end, else
+    # the file was cut short or its container claims more than its frames hold
+    slack = max(SLACK_SECONDS, SLACK_FRACTION * probe.duration)
+    if best is None or (not reached and target - best[1] > slack):
         raise Undecodable(f"no frame at {fraction:.0%} of the {probe.duration:g} s the "
                           "container claims (truncated, or the duration is wrong)")
     frame, seconds = best

@@ -61,8 +61,17 @@ class VideoIndex:
         self.bit_rates = np.zeros(0, np.int64)
         self.frames = np.zeros((0, len(FRACTIONS), THUMB, THUMB), np.uint8)
         self.decoded = np.zeros(0, bool)
-        for row in rows:
-            self.add(row["path"], _signature_of(row))
+        signatures = [(row["path"], _signature_of(row)) for row in rows]
+        if signatures:      # in one go: a resweep builds it over the whole library
+            self.paths = [path for path, _ in signatures]
+            self.sha256 = [signature.sha256 for _, signature in signatures]
+            self.sizes = np.asarray([[signature.width, signature.height]
+                                     for _, signature in signatures], np.int64)
+            self.durations = np.asarray([signature.duration for _, signature in signatures])
+            self.bit_rates = np.asarray([signature.bit_rate for _, signature in signatures],
+                                        np.int64)
+            self.frames = np.stack([_frames_of(signature) for _, signature in signatures])
+            self.decoded = np.asarray([signature.decoded for _, signature in signatures])
 
     @classmethod
     def from_store(cls, store) -> "VideoIndex":
@@ -73,8 +82,7 @@ class VideoIndex:
 
     def add(self, path: str, signature: VideoSignature) -> None:
         self.remove(path)
-        frames = signature.frame_array() if signature.decoded else \
-            np.zeros((len(FRACTIONS), THUMB, THUMB), np.uint8)
+        frames = _frames_of(signature)
         self.paths.append(path)
         self.sha256.append(signature.sha256)
         self.sizes = np.vstack([self.sizes, [[signature.width, signature.height]]])
@@ -94,9 +102,10 @@ class VideoIndex:
         self.decoded = self.decoded[keep]
 
     def match(self, signature: VideoSignature, excluded=frozenset(),
-              skip: str | None = None) -> VideoMatch | None:
-        """The closest library video ``signature`` is a copy of, or None."""
-        allowed = np.asarray([digest not in excluded and path != skip
+              skip=frozenset()) -> VideoMatch | None:
+        """The closest library video ``signature`` is a copy of, or None; videos whose
+        SHA-256 is in ``excluded`` or whose path is in ``skip`` are not considered."""
+        allowed = np.asarray([digest not in excluded and path not in skip
                               for digest, path in zip(self.sha256, self.paths)], bool)
         exact = np.flatnonzero(allowed & np.asarray(
             [digest == signature.sha256 for digest in self.sha256], bool))
@@ -178,6 +187,12 @@ def decide_video(signature: VideoSignature, index: VideoIndex, settings: DedupeC
         return Decision(Verdict.REPLACE, reason=reason, **evidence)
     return Decision(Verdict.DUPLICATE, reason=f"duplicate of {match.path} ({match.method}, "
                     f"{match.distance})", **evidence)
+
+
+def _frames_of(signature: VideoSignature) -> np.ndarray:
+    if signature.decoded:
+        return signature.frame_array()
+    return np.zeros((len(FRACTIONS), THUMB, THUMB), np.uint8)
 
 
 def _signature_of(row) -> VideoSignature:

@@ -74,3 +74,21 @@ def test_an_exact_copy_and_the_better_copy(home, clips):
     assert found["bigger.mp4"] == ("replaced", "320x240 replaces the smaller 160x120 copy")
     assert home.files(home.pictures) == ["bigger.mp4", "vp9.webm"]
 
+
+
+def test_the_resweep_counts_videos_and_quarantines_copies_around_the_best(home, clips):
+    home.pictures.mkdir(parents=True)
+    for name in ("original.mp4", "worse.mp4", "later.mp4", "hevc.mov", "bigger.mp4"):
+        (home.pictures / name).write_bytes(clips[name].read_bytes())
+    (home.pictures / "photo.jpg").write_bytes(images_jpeg())
+    result = home.run("resweep", check=True)
+    assert "scanned=6" in result.stderr and "quarantined=2" in result.stderr, result.stderr
+    assert home.files(home.pictures) == ["bigger.mp4", "later.mp4", "original.mp4",
+                                         "photo.jpg"]
+    again = home.run("resweep", check=True)
+    assert "scanned=4 signed=0 unchanged=4" in again.stderr, again.stderr
+
+
+def images_jpeg() -> bytes:
+    from tests import mails
+    return mails.picture(5)

@@ -10,6 +10,7 @@ pixels, or a rotation tag (display matrix) only.
 from __future__ import annotations
 
 import functools
+import itertools
 from fractions import Fraction
 from pathlib import Path
 
@@ -41,11 +42,16 @@ def frames(seed: int, seconds: float = 2.0, start: float = 0.0, size=(160, 120))
 
 def encode(path: Path, pictures, *, codec: str = "libx264", bit_rate: int | None = None,
            container_format: str | None = None, rotation: int = 0,
-           metadata: dict | None = None, fps: int = FPS, options: dict | None = None) -> Path:
-    """Encode ``pictures`` (PIL images, all one size) into ``path``."""
-    pictures = list(pictures)
-    width, height = pictures[0].size
-    container_options = {"movflags": "use_metadata_tags"} if metadata else {}
+           metadata: dict | None = None, fps: int = FPS, options: dict | None = None,
+           container_options: dict | None = None) -> Path:
+    """Encode ``pictures`` (PIL images, all one size; or an iterator) into ``path``."""
+    pictures = iter(pictures)
+    first = next(pictures)
+    width, height = first.size
+    container_options = dict(container_options or {})
+    if metadata:
+        container_options["movflags"] = " ".join(
+            filter(None, [container_options.get("movflags", ""), "use_metadata_tags"]))
     with av.open(str(path), mode="w", format=container_format,
                  options=container_options) as output:
         if metadata:
@@ -63,7 +69,7 @@ def encode(path: Path, pictures, *, codec: str = "libx264", bit_rate: int | None
             stream.options = options
         if rotation:
             stream.set_display_rotation(rotation)
-        for picture in pictures:
+        for picture in itertools.chain([first], pictures):
             frame = av.VideoFrame.from_ndarray(np.asarray(picture.convert("RGB")),
                                                format="rgb24")
             for packet in stream.encode(frame):
@@ -80,6 +86,13 @@ def clip(path: Path, seed: int = 1, *, seconds: float = 2.0, start: float = 0.0,
     if turn:
         pictures = [picture.rotate(90 * turn, expand=True) for picture in pictures]
     return encode(path, pictures, **encoding)
+
+
+def tiny_frames(count: int, side: int = 16):
+    """``count`` frames of ``side`` pixels whose brightness rises with time (0..255)."""
+    for number in range(count):
+        level = int(255 * number / max(1, count - 1))
+        yield Image.new("RGB", (side, side), (level, level, level))
 
 
 def audio_only(path: Path, seconds: float = 1.0) -> Path:
