@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline import catalog, moves, transforms, video_catalog, video_gate
+from pipeline import catalog, live_photos, moves, transforms, video_catalog, video_gate
 from pipeline.config import MIB, Config
 from pipeline.errors import LibraryError, SourceError
 from pipeline.gate import decide
@@ -145,6 +145,14 @@ def gate_item(config: Config, store, staging: Staging, index: SignatureIndex,
         return None
     videos = videos if videos is not None else VideoIndex.from_store(store)
     signature, decision = judge(config, store, index, item, videos)
+    identifier, displaced = "", None
+    if isinstance(signature, VideoSignature) and signature.content_identifier:
+        identifier = signature.content_identifier
+        decision, displaced = live_photos.pair_motion(config, store, identifier, decision)
+    elif isinstance(signature, Signature):
+        identifier = live_photos.still_identifier(item.data_path)
+        if identifier:
+            decision, displaced = live_photos.pair_still(config, store, identifier, decision)
     reason = f": {decision.reason}" if decision.reason else ""
     if dry_run:
         log.info("would %s %s%s", VERB_OF[decision.verdict], item.provenance.name, reason)
@@ -152,13 +160,20 @@ def gate_item(config: Config, store, staging: Staging, index: SignatureIndex,
     filing = None
     if isinstance(signature, Signature) and FOLDER_OF[decision.verdict] == "pictures":
         filing = transforms.apply(item, signature, config)
-    plan = filing_plan(config, item, signature, decision, filing)
+    plan = filing_plan(config, item, signature, decision, filing, displaced)
     for row in moves.carry_out(store, config, plan):
         index.add(store.file(row.path)["id"], row.path, row.signature)
     for path in plan.remove_files:
         index.remove(path)
     if isinstance(signature, VideoSignature):
         _record_video(config, store, videos, plan, signature)
+    elif identifier and signature is not None:
+        filed = plan.moves[0].target
+        live_photos.remember_still(store, identifier, filed.folder, filed.path,
+                                   signature.sha256)
+    if displaced is not None and displaced.is_video:
+        video_catalog.forget(store, [displaced.path])
+        videos.remove(displaced.path)
     log.info("%s %s%s", decision.verdict.value, item.provenance.name, reason)
     return decision
 
@@ -195,7 +210,8 @@ def judge(config: Config, store, index: SignatureIndex, item: StagedItem,
 
 
 def filing_plan(config: Config, item: StagedItem, signature: Signature | None,
-                decision: Decision, filing: transforms.Filing | None = None) -> Plan:
+                decision: Decision, filing: transforms.Filing | None = None,
+                displaced: live_photos.Displaced | None = None) -> Plan:
     """The plan that files a staged item as decided (targets fixed now, so a replay is
     exact): its bytes (or the transformed ones) to their folder; for a replace, the old
     library copy to quarantine; for a transformed photo, the original kept if asked."""
@@ -224,12 +240,21 @@ def filing_plan(config: Config, item: StagedItem, signature: Signature | None,
             reason=f"a larger copy arrived: {target.path}")
         moved.append(move)
         records.append(record)
+    if displaced is not None:   # the other part of a Live Photo leaves Pictures
+        move, record = moves.library_quarantine(
+            displaced.path, displaced.sha256,
+            _new_place(config, "quarantine", Path(displaced.path).name, taken),
+            kept_path=target.path, kept_sha256=sha256, method="live-photo", distance=0.0,
+            reason=displaced.reason)
+        moved.append(move)
+        records.append(record)
     return Plan("move", provenance.name, moves=tuple(moved), decisions=tuple(records),
                 add_files=(LibraryRow(target.path, filed),)
                 if target.folder == "pictures" and not isinstance(filed, VideoSignature)
                 else (),
-                remove_files=(decision.matched_path,)
-                if decision.verdict is Verdict.REPLACE else (),
+                remove_files=((decision.matched_path,)
+                              if decision.verdict is Verdict.REPLACE else ()) +
+                ((displaced.path,) if displaced is not None else ()),
                 origin=Origin(provenance.origin_key, item.sha256),
                 discard_staged=item.item_id)
 

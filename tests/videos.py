@@ -10,6 +10,8 @@ pixels, or a rotation tag (display matrix) only.
 from __future__ import annotations
 
 import functools
+import io
+import struct
 import itertools
 from fractions import Fraction
 from pathlib import Path
@@ -112,3 +114,37 @@ def audio_only(path: Path, seconds: float = 1.0) -> Path:
         for packet in stream.encode():
             output.mux(packet)
     return path
+
+
+def apple_maker_note(content_identifier: str) -> bytes:
+    """An Apple maker note ("Apple iOS", big-endian IFD) holding tag 0x0011, the Live
+    Photo's ContentIdentifier, as iPhones write it (offsets from the note's start)."""
+    value = content_identifier.encode("ascii") + b"\0"
+    header = b"Apple iOS\0" + b"\x00\x01" + b"MM"
+    entries = [(0x0001, 9, 1, struct.pack(">i", 14)),          # MakerNoteVersion
+               (0x0011, 2, len(value), None)]                   # ContentIdentifier
+    table_end = len(header) + 2 + 12 * len(entries) + 4
+    body = b""
+    for tag, kind, count, inline in entries:
+        field = inline if inline is not None else struct.pack(">I", table_end)
+        body += struct.pack(">HHI", tag, kind, count) + field
+    return header + struct.pack(">H", len(entries)) + body + b"\0\0\0\0" + value
+
+
+def live_still(picture: Image.Image, content_identifier: str, *, xmp: bool = False) -> bytes:
+    """A JPEG still of a Live Photo: the id in its Apple maker note (or in XMP)."""
+    exif = Image.Exif()
+    exif[0x010F] = "Apple"
+    exif[0x0110] = "iPhone 15"
+    options = {}
+    if xmp:
+        options["xmp"] = (
+            '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/'
+            '02/22-rdf-syntax-ns#"><rdf:Description rdf:about="" xmlns:apple-fi="http://ns.'
+            f'apple.com/faceinfo/1.0/" apple-fi:ContentIdentifier="{content_identifier}"/>'
+            '</rdf:RDF></x:xmpmeta>').encode()
+    else:
+        exif.get_ifd(0x8769)[0x927C] = apple_maker_note(content_identifier)
+    buffer = io.BytesIO()
+    picture.save(buffer, "JPEG", quality=90, exif=exif, **options)
+    return buffer.getvalue()
