@@ -138,3 +138,103 @@ def pair_motion(config, store, identifier: str, decision: Decision
 def remember_still(store, identifier: str, folder: str, path: str, sha256: str) -> None:
     with store.transaction() as tx:
         store.put_live_still(tx, identifier, folder, path, sha256)
+
+
+# --- motion photos (Google, Samsung): an MP4 embedded after the JPEG ------------------
+
+_XMP_LENGTHS = (re.compile(rb'Item:Semantic="MotionPhoto"[^>]*?Item:Length="(\d+)"'),
+                re.compile(rb'Item:Length="(\d+)"[^>]*?Item:Semantic="MotionPhoto"'),
+                re.compile(rb'MicroVideoOffset="(\d+)"'))
+SAMSUNG_MARKER = b"MotionPhoto_Data"
+HEAD_BYTES = 256 * 1024     # the XMP is in the JPEG's first segments
+TAIL_BYTES = 64 * 1024 * 1024
+
+
+def embedded_video(path) -> tuple[int, int] | None:
+    """(offset, length) of the MP4 a motion photo JPEG carries after its image, or None.
+
+    Google writes its length into the XMP (``Container:Directory`` item with
+    ``Item:Semantic="MotionPhoto"``, or the older ``GCamera:MicroVideoOffset``: bytes from
+    the end); Samsung puts the marker ``MotionPhoto_Data`` right before it. Either way the
+    bytes found there must begin as an MP4 (``ftyp``), or it is no motion photo."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(HEAD_BYTES)
+            if not head.startswith(b"\xff\xd8"):
+                return None
+            size = handle.seek(0, 2)
+            for pattern in _XMP_LENGTHS:
+                if found := pattern.search(head):
+                    length = int(found.group(1))
+                    if 0 < length < size and _is_mp4_at(handle, size - length):
+                        return size - length, length
+            handle.seek(max(0, size - TAIL_BYTES))
+            tail_start = handle.tell()
+            tail = handle.read()
+            at = tail.rfind(SAMSUNG_MARKER)
+            if at >= 0:
+                offset = tail_start + at + len(SAMSUNG_MARKER)
+                if _is_mp4_at(handle, offset):
+                    return offset, size - offset
+    except OSError:
+        return None
+    return None
+
+
+def _is_mp4_at(handle, offset: int) -> bool:
+    handle.seek(offset)
+    return handle.read(8)[4:8] == b"ftyp"
+
+
+@dataclass(frozen=True)
+class MotionPart:
+    """The MP4 of a motion photo, copied out into the staged item, and what becomes of it."""
+
+    path: object                # Path of the copy inside the staged item
+    signature: object           # VideoSignature
+    decision: Decision
+    name: str
+
+
+def motion_decision(config, videos, signature, still_name: str) -> Decision:
+    """Where a motion photo's video goes: quarantine in ``still`` mode, else decided as
+    any video (a better copy is not swapped in here: it is taken as a copy)."""
+    from pipeline.video_matching import decide_video
+    if config.video.live_photos == "still":
+        return Decision(Verdict.DUPLICATE, reason=(
+            f"the motion part of the motion photo {still_name} ([video] live_photos = "
+            f"\"still\")"), method="live-photo")
+    decision = decide_video(signature, videos, config.dedupe)
+    if decision.verdict is Verdict.REPLACE:
+        return Decision(Verdict.DUPLICATE, reason=f"a copy of {decision.matched_path}",
+                        matched_path=decision.matched_path,
+                        matched_sha256=decision.matched_sha256, method=decision.method,
+                        distance=decision.distance)
+    return decision
+
+
+def still_of_motion_photo(decision: Decision, motion: MotionPart) -> Decision:
+    """``video`` mode: the still goes to quarantine, its video is what the frame shows."""
+    if decision.verdict is Verdict.REJECT:
+        return decision
+    return Decision(Verdict.DUPLICATE, reason=(
+        "the still of a motion photo whose video is filed ([video] live_photos = "
+        "\"video\")"), method="live-photo")
+
+
+def copy_out(source, offset: int, length: int, target) -> None:
+    """The embedded MP4 durably under ``target`` (temp, fsync, rename), chunk by chunk."""
+    import os
+
+    from pipeline.staging import CHUNK, fsync_directory
+    temporary = target.with_name(f".tmp-{target.name}")
+    with open(source, "rb") as reader, open(temporary, "wb") as writer:
+        reader.seek(offset)
+        left = length
+        while left and (chunk := reader.read(min(CHUNK, left))):
+            writer.write(chunk)
+            left -= len(chunk)
+        writer.flush()
+        os.fsync(writer.fileno())
+    os.rename(temporary, target)
+    fsync_directory(target.parent)

@@ -38,7 +38,7 @@ from pipeline.staging import Staging
 from pipeline.store import Store, now_iso
 from pipeline.video_formats import with_video_extension
 from pipeline.video_matching import VideoIndex
-from pipeline.video_signatures import VideoSignature
+from pipeline.video_signatures import NotAVideo, VideoSignature, sign_video
 
 log = logging.getLogger("frame-ingest")
 
@@ -157,10 +157,15 @@ def gate_item(config: Config, store, staging: Staging, index: SignatureIndex,
     if dry_run:
         log.info("would %s %s%s", VERB_OF[decision.verdict], item.provenance.name, reason)
         return decision
+    motion = None
+    if isinstance(signature, Signature) and signature.format == "JPEG" and config.video.enabled:
+        motion = _motion_part(config, videos, item, signature, decision)
+        if motion is not None and config.video.live_photos == "video":
+            decision = live_photos.still_of_motion_photo(decision, motion)
     filing = None
     if isinstance(signature, Signature) and FOLDER_OF[decision.verdict] == "pictures":
         filing = transforms.apply(item, signature, config)
-    plan = filing_plan(config, item, signature, decision, filing, displaced)
+    plan = filing_plan(config, item, signature, decision, filing, displaced, motion)
     for row in moves.carry_out(store, config, plan):
         index.add(store.file(row.path)["id"], row.path, row.signature)
     for path in plan.remove_files:
@@ -171,11 +176,36 @@ def gate_item(config: Config, store, staging: Staging, index: SignatureIndex,
         filed = plan.moves[0].target
         live_photos.remember_still(store, identifier, filed.folder, filed.path,
                                    signature.sha256)
+    if motion is not None and plan.moves[-1].target.folder == "pictures":
+        video_catalog.record(store, config.library.pictures, plan.moves[-1].target.path,
+                             motion.signature)
+        videos.add(plan.moves[-1].target.path, motion.signature)
     if displaced is not None and displaced.is_video:
         video_catalog.forget(store, [displaced.path])
         videos.remove(displaced.path)
     log.info("%s %s%s", decision.verdict.value, item.provenance.name, reason)
     return decision
+
+
+def _motion_part(config: Config, videos: VideoIndex, item: StagedItem, signature: Signature,
+                 decision: Decision) -> live_photos.MotionPart | None:
+    """The video a motion photo JPEG carries, copied out into the staged item and
+    decided on (None when the JPEG has none, or it is no usable video)."""
+    embedded = live_photos.embedded_video(item.data_path)
+    if embedded is None or decision.verdict is Verdict.REJECT:
+        return None
+    copy = item.directory / "motion.mp4"
+    if not copy.exists():
+        live_photos.copy_out(item.data_path, *embedded, copy)
+    try:
+        motion_signature = sign_video(copy, config.gate.max_pixels)
+    except NotAVideo as exc:
+        log.info("%s: its embedded video is not usable (%s); filed as a photo",
+                 item.provenance.name, exc)
+        return None
+    name = Path(sanitize_name(item.provenance.name)).stem + ".mp4"
+    return live_photos.MotionPart(copy, motion_signature, live_photos.motion_decision(
+        config, videos, motion_signature, item.provenance.name), name)
 
 
 def _record_video(config: Config, store, videos: VideoIndex, plan: Plan,
@@ -211,7 +241,8 @@ def judge(config: Config, store, index: SignatureIndex, item: StagedItem,
 
 def filing_plan(config: Config, item: StagedItem, signature: Signature | None,
                 decision: Decision, filing: transforms.Filing | None = None,
-                displaced: live_photos.Displaced | None = None) -> Plan:
+                displaced: live_photos.Displaced | None = None,
+                motion: live_photos.MotionPart | None = None) -> Plan:
     """The plan that files a staged item as decided (targets fixed now, so a replay is
     exact): its bytes (or the transformed ones) to their folder; for a replace, the old
     library copy to quarantine; for a transformed photo, the original kept if asked."""
@@ -248,6 +279,14 @@ def filing_plan(config: Config, item: StagedItem, signature: Signature | None,
             reason=displaced.reason)
         moved.append(move)
         records.append(record)
+    if motion is not None:      # a motion photo's video, filed on its own (always last)
+        place = _new_place(config, FOLDER_OF[motion.decision.verdict], motion.name, taken)
+        moved.append(Move(_staged_place(config, motion.path), place))
+        records.append(moves.arrival_record(
+            provenance, motion.signature.sha256, motion.decision.verdict.value, place,
+            reason=motion.decision.reason, matched_path=motion.decision.matched_path,
+            matched_sha256=motion.decision.matched_sha256, method=motion.decision.method,
+            distance=motion.decision.distance))
     return Plan("move", provenance.name, moves=tuple(moved), decisions=tuple(records),
                 add_files=(LibraryRow(target.path, filed),)
                 if target.folder == "pictures" and not isinstance(filed, VideoSignature)

@@ -91,3 +91,28 @@ def test_both_mode_files_both_parts(home, pair):
     drop_file(home, "clip.mov", motion)
     home.run("--config", config, "run", check=True)
     assert home.files(home.pictures) == ["clip.mov", "photo.jpg"]
+
+
+@pytest.fixture(scope="module")
+def motion_photo(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("motion")
+    movie = videos.clip(folder / "embedded.mp4", seed=12).read_bytes()
+    still = videos.motion_photo(next(videos.frames(12)).resize((480, 360)), movie)
+    return still, movie
+
+
+@pytest.mark.parametrize("mode, pictures, quarantined", [
+    ("still", ["PXL_1.jpg"], ["PXL_1.mp4"]),
+    ("both", ["PXL_1.jpg", "PXL_1.mp4"], []),
+    ("video", ["PXL_1.mp4"], ["PXL_1.jpg"]),
+])
+def test_a_motion_photo_is_split_into_its_still_and_its_video(home, motion_photo, mode,
+                                                              pictures, quarantined):
+    still, movie = motion_photo
+    home.drop("PXL_1.jpg", still)
+    home.run("--config", _config(home, mode), "run", check=True)
+    assert home.files(home.pictures) == pictures
+    assert [path.rsplit("/", 1)[1] for path in home.files(home.quarantine)] == quarantined
+    filed = {path.name: path.read_bytes() for path in
+             list(home.pictures.iterdir()) + list(home.quarantine.rglob("*.*"))}
+    assert filed["PXL_1.jpg"] == still and filed["PXL_1.mp4"] == movie

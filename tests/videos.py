@@ -148,3 +148,28 @@ def live_still(picture: Image.Image, content_identifier: str, *, xmp: bool = Fal
     buffer = io.BytesIO()
     picture.save(buffer, "JPEG", quality=90, exif=exif, **options)
     return buffer.getvalue()
+
+
+def motion_photo(picture: Image.Image, movie: bytes) -> bytes:
+    """A Google motion photo: a JPEG whose XMP says MotionPhoto and gives the length of
+    the MP4 appended after it (Camera:MotionPhoto + Container:Directory, and the older
+    GCamera:MicroVideoOffset)."""
+    xmp = (
+        '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/'
+        '22-rdf-syntax-ns#"><rdf:Description rdf:about="" '
+        'xmlns:GCamera="http://ns.google.com/photos/1.0/camera/" '
+        'xmlns:Camera="http://ns.google.com/photos/1.0/camera/" '
+        'xmlns:Container="http://ns.google.com/photos/1.0/container/" '
+        'xmlns:Item="http://ns.google.com/photos/1.0/container/item/" '
+        f'GCamera:MicroVideo="1" GCamera:MicroVideoVersion="1" '
+        f'GCamera:MicroVideoOffset="{len(movie)}" Camera:MotionPhoto="1" '
+        'Camera:MotionPhotoVersion="1"><Container:Directory><rdf:Seq>'
+        '<rdf:li rdf:parseType="Resource"><Container:Item Item:Mime="image/jpeg" '
+        'Item:Semantic="Primary" Item:Length="0" Item:Padding="0"/></rdf:li>'
+        '<rdf:li rdf:parseType="Resource"><Container:Item Item:Mime="video/mp4" '
+        f'Item:Semantic="MotionPhoto" Item:Length="{len(movie)}" Item:Padding="0"/>'
+        '</rdf:li></rdf:Seq></Container:Directory></rdf:Description></rdf:RDF>'
+        '</x:xmpmeta>').encode()
+    buffer = io.BytesIO()
+    picture.save(buffer, "JPEG", quality=90, xmp=xmp)
+    return buffer.getvalue() + movie
