@@ -337,6 +337,31 @@ class WebConfig:
                 yield "listen", f'expected an IP address before ":{port}", got "{host}"'
 
 
+@dataclass(frozen=True)
+class VideoConfig:
+    """[video]: clips and Live Photos (docs/video.md)."""
+    enabled: bool = setting(True, "bool")
+    max_video_mb: float = setting(200.0, "float", minimum=1.0, maximum=100000.0)
+    # the containers taken, by suffix: by default what picframe plays
+    formats: list = setting([".mp4", ".mkv", ".flv", ".mov", ".avi", ".webm", ".hevc"],
+                            "strlist")
+    # a Live Photo / motion photo: "still" files the still (motion part to quarantine),
+    # "both" files both, "video" files the motion part (still to quarantine)
+    live_photos: str = setting("still", "str", choices=("still", "both", "video"))
+
+    @property
+    def max_video_bytes(self) -> int:
+        return int(self.max_video_mb * MIB)
+
+    def rules(self) -> Iterator[Problem]:
+        from pipeline.video_formats import VIDEO_SUFFIXES
+        for suffix in self.formats:
+            normal = suffix.lower() if suffix.startswith(".") else "." + suffix.lower()
+            if normal not in VIDEO_SUFFIXES:
+                yield "formats", (f"{suffix!r} is not a video container frame-ingest reads; "
+                                  f"known: {', '.join(sorted(VIDEO_SUFFIXES))}")
+
+
 # (table name in the file, Config attribute, dataclass)
 SECTIONS: list[tuple[str, str, type]] = [
     ("library", "library", LibraryConfig),
@@ -348,6 +373,7 @@ SECTIONS: list[tuple[str, str, type]] = [
     ("resweep", "resweep", ResweepConfig),
     ("captions", "captions", CaptionsConfig),
     ("web", "web", WebConfig),
+    ("video", "video", VideoConfig),
 ]
 
 
@@ -362,6 +388,7 @@ class Config:
     imap: ImapSourceConfig
     web: WebConfig
     captions: CaptionsConfig = CaptionsConfig()
+    video: VideoConfig = field(default_factory=VideoConfig)
     path: Path | None = None  # the file it came from, None for built-in defaults
     label: str = "built-in defaults"  # how problems name it: the path, or "built-in defaults"
 

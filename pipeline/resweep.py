@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline import catalog, moves, removals
+from pipeline import catalog, moves, removals, video_resweep
 from pipeline.config import Config
 from pipeline.duplicates import find_groups
 from pipeline.errors import LibraryError
@@ -95,6 +95,7 @@ def resweep(config: Config, store, dry_run: bool = False, progress=None) -> Resw
                 break  # the quarantine folder is unusable; the rest waits for tomorrow
             log.info("quarantined %s: %s", path, reason)
             report.quarantined += 1
+    video_resweep.sweep(config, store, report, dry_run)
     for row in store.undecodable_files():
         log.warning("undecodable library file left in place: %s: %s", row["path"], row["error"])
         report.undecodable.append({"path": row["path"], "error": row["error"]})

@@ -19,6 +19,8 @@ from PIL import Image, ImageOps
 from pipeline.config import Config
 from pipeline.signatures import NotAnImage, decode_reduced
 from pipeline.text import shell_word, shown
+from pipeline.video_decode import duration_seconds, poster_frame
+from pipeline.video_formats import sniff_video_file
 
 PER_PAGE = 200
 THUMB_SIDE = 160
@@ -124,6 +126,9 @@ def undo_command(row, config: Config) -> str:
 
 def figure(path: Path | None, caption: str, output: Path, config: Config) -> str:
     thumb = make_thumbnail(path, output, config.gate.max_pixels) if path else None
+    if path is not None and _is_video(path):
+        seconds = duration_seconds(path)
+        caption += f" (video, {seconds:.1f} s)" if seconds is not None else " (video)"
     picture = f'<img src="thumbs/{thumb}" alt="{html.escape(caption)}">' if thumb else \
         '<div class="missing">no preview</div>'
     return f"<figure>{picture}<figcaption>{html.escape(caption)}</figcaption></figure>"
@@ -141,10 +146,22 @@ def make_thumbnail(path: Path, output: Path, max_pixels: int) -> str | None:
     target = output / "thumbs" / name
     if target.exists():
         return name
-    try:
-        image, _, _, _ = decode_reduced(path.read_bytes(), max_pixels)
-    except (OSError, NotAnImage):
-        return None
+    if _is_video(path):     # its poster frame: one seek and one decode, never the file
+        image = poster_frame(path)
+        if image is None:
+            return None
+    else:
+        try:
+            image, _, _, _ = decode_reduced(path.read_bytes(), max_pixels)
+        except (OSError, NotAnImage):
+            return None
     image = ImageOps.contain(image, (THUMB_SIDE, THUMB_SIDE), Image.Resampling.BILINEAR)
     image.save(target, "JPEG", quality=80)
     return name
+
+
+def _is_video(path: Path) -> bool:
+    try:
+        return sniff_video_file(path) is not None
+    except OSError:
+        return False

@@ -161,9 +161,42 @@ def _migration_6_captions(connection: sqlite3.Connection, state_dir: Path) -> No
     """)
 
 
+def _migration_4_videos(connection: sqlite3.Connection, state_dir: Path) -> None:
+    """Videos in Pictures and their signatures (``pipeline/video_signatures.py``), apart
+    from the photos' ``files``: a video is only ever matched against videos."""
+    _run_script(connection, """
+        CREATE TABLE videos (
+            path TEXT PRIMARY KEY,               -- relative to Pictures
+            size INTEGER NOT NULL,
+            mtime_ns INTEGER NOT NULL,
+            sha256 TEXT,
+            container TEXT,
+            width INTEGER,
+            height INTEGER,
+            duration REAL,
+            bit_rate INTEGER,
+            content_identifier TEXT,             -- Apple's Live Photo id, '' when none
+            mean_r REAL, mean_g REAL, mean_b REAL,
+            frames BLOB,                         -- thumbnails of the sampled frames
+            error TEXT,
+            signed_at TEXT NOT NULL
+        );
+        CREATE INDEX videos_sha256 ON videos (sha256);
+        CREATE TABLE live_stills (
+            content_identifier TEXT NOT NULL,    -- the id a Live Photo's still carries
+            folder TEXT NOT NULL,                -- pictures | quarantine
+            path TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            PRIMARY KEY (folder, path)
+        );
+        CREATE INDEX live_stills_id ON live_stills (content_identifier)
+    """)
+
+
 MIGRATIONS = [(1, "initial", _migration_1_initial),
               (2, "one journal shape", _migration_2_one_journal_shape),
               (3, "removed photos", _migration_3_removed),
+              (4, "videos", _migration_4_videos),
               (5, "refused senders", _migration_5_refused_senders),
               (6, "captions", _migration_6_captions)]
 
@@ -515,3 +548,44 @@ class Store:
         rows = self.query("SELECT kept FROM removed WHERE sha256 = ? AND kept IS NOT NULL "
                           "ORDER BY id DESC LIMIT 1", (sha256 or "",))
         return rows[0]["kept"] if rows else None
+
+    # --- videos (pipeline/video_catalog.py, video_matching.py, live_photos.py) -----
+
+    def known_videos(self) -> dict[str, tuple[int, int]]:
+        """path -> (size, mtime_ns) of every video row (the incremental scan compares)."""
+        return {row["path"]: (row["size"], row["mtime_ns"])
+                for row in self.query("SELECT path, size, mtime_ns FROM videos")}
+
+    def put_video(self, tx: sqlite3.Connection, path: str, size: int, mtime_ns: int,
+                  signature, error: str = "") -> None:
+        """Insert or replace one video's row (``signature`` None and ``error`` when not
+        usable as a video)."""
+        values: tuple = (None,) * 11
+        if signature is not None:
+            values = (signature.sha256, signature.container, signature.width,
+                      signature.height, signature.duration, signature.bit_rate,
+                      signature.content_identifier, *signature.mean, signature.frames)
+        tx.execute("INSERT OR REPLACE INTO videos (path, size, mtime_ns, sha256, container, "
+                   "width, height, duration, bit_rate, content_identifier, mean_r, mean_g, "
+                   "mean_b, frames, error, signed_at) VALUES "
+                   "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                   (path, size, mtime_ns, *values, error or None, now_iso()))
+
+    def remove_videos(self, tx: sqlite3.Connection, paths: list[str]) -> None:
+        tx.executemany("DELETE FROM videos WHERE path = ?", [(path,) for path in paths])
+
+    def usable_videos(self) -> list[sqlite3.Row]:
+        return self.query("SELECT * FROM videos WHERE error IS NULL ORDER BY path")
+
+    def put_live_still(self, tx: sqlite3.Connection, content_identifier: str, folder: str,
+                       path: str, sha256: str) -> None:
+        tx.execute("INSERT OR REPLACE INTO live_stills VALUES (?, ?, ?, ?)",
+                   (content_identifier, folder, path, sha256))
+
+    def live_stills(self, content_identifier: str) -> list[sqlite3.Row]:
+        return self.query("SELECT * FROM live_stills WHERE content_identifier = ?",
+                          (content_identifier,))
+
+    def videos_with_identifier(self, content_identifier: str) -> list[sqlite3.Row]:
+        return self.query("SELECT * FROM videos WHERE content_identifier = ? AND error IS NULL",
+                          (content_identifier,))

@@ -83,10 +83,12 @@ def test_a_photo_beside_a_huge_video_is_taken_and_the_video_never_downloaded(hom
     server.append(USER, "video", raw, create=True)
     # the message is far over max_message_mb: that limit is for what would be downloaded
     config = write_config(home, Mailbox(server, USER), "video", max_message_mb=5)
+    with open(config, "a", encoding="utf-8") as handle:
+        handle.write("\n[video]\nenabled = false\n")     # videos are taken by default
     log, sent = run_measured(home, server, config, "run")
     assert home.files(home.pictures) == ["photo.jpg"], log
     assert (home.pictures / "photo.jpg").read_bytes() == photo
-    assert "clip.mov: not an image (declared video/quicktime); not downloaded" in log
+    assert "imap: 1 video(s) left at the source: [video] enabled = false" in log
     assert sent < 3 * len(photo) < len(raw) / 10, sent   # the photo's part, and headers
     assert server.uids(USER, "video") == []                 # acknowledged
 

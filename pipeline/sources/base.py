@@ -13,6 +13,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import BinaryIO, Protocol
 
+from pipeline.config import VideoConfig
 from pipeline.items import Provenance, StagedItem
 from pipeline.staging import Staging, StagingBatch
 
@@ -25,14 +26,16 @@ class FetchResult:
     skipped: int = 0            # not taken, each with a logged reason
     waiting: int = 0            # seen but left for a later run (still being written)
     errors: list[str] = field(default_factory=list)
+    videos_left: int = 0        # videos not taken because [video] enabled = false
 
 
 class FetchContext:
     """What a source may use: the staging area and the store's memory of origins."""
 
-    def __init__(self, staging: Staging, store):
+    def __init__(self, staging: Staging, store, video: VideoConfig | None = None):
         self.staging = staging
         self.store = store
+        self.video = video if video is not None else VideoConfig()   # [video]
 
     def already_taken(self, provenance: Provenance) -> bool:
         return self.staging.contains(provenance) or self.store.has_origin(provenance.origin_key)

@@ -28,6 +28,8 @@ from pathlib import Path, PurePosixPath
 from pipeline.config import MIB, DropboxSourceConfig
 from pipeline.errors import PermanentSourceError, SourceError
 from pipeline.formats import SUFFIXES
+from pipeline.video_formats import SNIFF_BYTES as VIDEO_SNIFF_BYTES
+from pipeline.video_formats import VIDEO_SUFFIXES, sniff_video
 from pipeline.items import Provenance
 from pipeline.sources.base import FetchContext, FetchResult
 from pipeline.sources.dropbox_download import SNIFF_BYTES, VerifiedDownload, sniff_image_format
@@ -38,6 +40,7 @@ from pipeline.staging import TooLarge
 log = logging.getLogger("frame-ingest")
 
 STAGED, TAKEN, SKIPPED, GONE = "staged", "taken", "skipped", "gone"
+VIDEO_LEFT = "video-left"      # a video while [video] enabled = false: left in Dropbox
 
 
 def relative_folder(path_display: str, folder: str) -> str:
@@ -116,7 +119,8 @@ class DropboxSource:
                 result.errors.append(message)
                 continue
             result.staged += outcome == STAGED
-            result.skipped += outcome == SKIPPED
+            result.skipped += outcome in (SKIPPED, VIDEO_LEFT)
+            result.videos_left += outcome == VIDEO_LEFT
             if outcome in (STAGED, TAKEN):
                 done.append(file)
         return done
@@ -132,7 +136,11 @@ class DropboxSource:
         if not file.downloadable:     # a Google Doc, a Paper doc: no bytes to take
             log.info("dropbox: skipped %s: not a downloadable file", file.path_display)
             return SKIPPED
-        if file.size > self.max_bytes:
+        named_video = PurePosixPath(file.name).suffix.lower() in VIDEO_SUFFIXES
+        if named_video and not context.video.enabled:
+            return VIDEO_LEFT
+        limit = context.video.max_video_bytes if named_video else self.max_bytes
+        if file.size > limit:
             log.info("dropbox: skipped %s: %.1f MiB is over max_file_mb = %g",
                      file.path_display, file.size / MIB, self.settings.max_file_mb)
             return SKIPPED
@@ -154,12 +162,18 @@ class DropboxSource:
         # rejects it with a reason if it is no image; only a file neither named nor starting
         # like an image is skipped after its first chunk.
         named_image = PurePosixPath(file.name).suffix.lower() in SUFFIXES
-        if not named_image and sniff_image_format(stream.peek(SNIFF_BYTES)) is None:
+        named_video = PurePosixPath(file.name).suffix.lower() in VIDEO_SUFFIXES
+        video = named_video or sniff_video(stream.peek(VIDEO_SNIFF_BYTES)) is not None
+        if video and not named_image and not context.video.enabled:
+            return VIDEO_LEFT
+        if not (named_image or video) and \
+                sniff_image_format(stream.peek(SNIFF_BYTES)) is None:
             log.info("dropbox: skipped %s: not an image (judged by its name and first bytes)",
                      file.path_display)
             return SKIPPED
         try:
-            context.stage(stream, provenance, max_bytes=self.max_bytes)
+            context.stage(stream, provenance, max_bytes=max(
+                self.max_bytes, context.video.max_video_bytes if video else 0))
         except TooLarge:
             log.info("dropbox: skipped %s: larger than max_file_mb = %g",
                      file.path_display, self.settings.max_file_mb)

@@ -41,6 +41,7 @@ from pipeline.errors import PermanentSourceError
 from pipeline.items import Provenance
 from pipeline.sources.base import FetchContext, FetchResult
 from pipeline.staging import fsync_directory
+from pipeline.video_formats import SNIFF_BYTES, sniff_video
 
 log = logging.getLogger("frame-ingest")
 
@@ -176,6 +177,10 @@ class FolderSource:
                 if not stat_module.S_ISREG(opened.st_mode) or \
                         identity(opened) != identity(status):
                     result.waiting += 1     # replaced between the scan and the open
+                    return None
+                if not context.video.enabled and \
+                        sniff_video(os.pread(descriptor, SNIFF_BYTES, 0)):
+                    result.videos_left += 1     # videos are switched off: it stays
                     return None
                 provenance = Provenance(
                     source=self.name, origin_id=":".join(

@@ -53,6 +53,7 @@ from pipeline.sources.imap_session import (SOURCE, BearerToken, Endpoint, LoginR
 from pipeline.sources.mail_parts import Untrusted
 from pipeline.sources.senders import SenderRules, is_allowed, refusal
 from pipeline.staging import TooLarge
+from pipeline.video_formats import SNIFF_BYTES, sniff_video
 
 log = logging.getLogger("frame-ingest")
 # What became of a message: acknowledged (TAKEN: \Seen + moved; REFUSED: moved, left
@@ -249,7 +250,7 @@ class ImapSource:
         """Stage every image of an accepted message read whole; REFUSED when the sender is
         not accepted."""
         contents = mail.extract(raw, min_side=self.settings.min_image_side,
-                                max_bytes=self.max_bytes)
+                                max_bytes=self.max_bytes, take_videos=context.video.enabled)
         if self.refused(uid, contents, result, context):
             return REFUSED
         self.log_skips(uid, contents, contents.skipped, result)
@@ -277,8 +278,14 @@ class ImapSource:
         skipped: list[str] = []
         images, wanted = 0, []
         parsed = [(leaf, mail.parse(headers[leaf.part.header_section])) for leaf in parts]
-        candidates = [(leaf, part, label) for leaf, part in parsed
-                      if (label := mail.wanted(part, leaf.index, skipped)) is not None]
+        candidates = []
+        for leaf, part in parsed:
+            if part.get_content_maintype() == "video" and not context.video.enabled:
+                result.videos_left += 1     # not downloaded: videos are switched off
+                continue
+            label = mail.wanted(part, leaf.index, skipped, take_videos=context.video.enabled)
+            if label is not None:
+                candidates.append((leaf, part, label))
         for leaf, part, label in candidates:
             provenance = self.provenance(uid, contents, leaf.index,
                                          mail.filename_of(part, leaf.index))
@@ -342,8 +349,10 @@ class ImapSource:
                                f"({self.max_bytes / MIB:g} MiB); not taken")
                 return 0
             spool.seek(0)
-            if mail.judge(mail.identify_file(spool), part, label, self.settings.min_image_side,
-                          skipped) is None:
+            video = context.video.enabled and sniff_video(spool.read(SNIFF_BYTES))
+            spool.seek(0)
+            if not video and mail.judge(mail.identify_file(spool), part, label,
+                                        self.settings.min_image_side, skipped) is None:
                 return 0
             spool.seek(0)
             self.stage(context, provenance, spool, result)

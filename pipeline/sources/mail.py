@@ -30,6 +30,7 @@ from PIL import Image, UnidentifiedImageError
 
 from pipeline.config import MIB
 from pipeline.signatures import register_heif
+from pipeline.video_formats import SNIFF_BYTES, sniff_video
 
 MAX_DEPTH = 12          # nesting of multiparts and forwarded messages
 MAX_PARTS = 500         # leaf parts looked at in one message
@@ -68,18 +69,21 @@ def parse(raw: bytes) -> EmailMessage:
     return BytesParser(policy=policy.default).parsebytes(raw)
 
 
-def extract(raw: bytes, *, min_side: int = 0, max_bytes: int | None = None) -> MailContents:
+def extract(raw: bytes, *, min_side: int = 0, max_bytes: int | None = None,
+            take_videos: bool = False) -> MailContents:
     """Every image part of the message in ``raw``, with the reasons for what was left out.
 
     ``min_side``: images with a width or height below it are taken for logos and skipped.
     ``max_bytes``: decoded parts larger than this are skipped (nothing is staged for them).
+    ``take_videos``: a part whose bytes are a video container is taken too ([video]).
     """
     message = parse(raw)
     contents = _headers(message, raw)
     contents.body = first_line(_plain_body(message))
     counter = _Counter()
     for part in _leaves(message, 0, counter, contents.skipped):
-        image = _image_part(part, counter.leaves, min_side, max_bytes, contents.skipped)
+        image = _image_part(part, counter.leaves, min_side, max_bytes, contents.skipped,
+                            take_videos)
         if image is not None:
             contents.images.append(image)
     return contents
@@ -111,7 +115,7 @@ def _leaves(part: EmailMessage, depth: int, counter: _Counter, skipped: list[str
 
 
 def _image_part(part: EmailMessage, index: int, min_side: int, max_bytes: int | None,
-                skipped: list[str]) -> ImagePart | None:
+                skipped: list[str], take_videos: bool = False) -> ImagePart | None:
     """The part as an ImagePart, or None (with a reason in ``skipped`` when worth saying)."""
     filename = _filename(part)
     declared = part.get_content_type()
@@ -127,6 +131,8 @@ def _image_part(part: EmailMessage, index: int, min_side: int, max_bytes: int | 
         skipped.append(f"{label}: {len(data) / MIB:.1f} MiB is more than max_attachment_mb "
                        f"({max_bytes / MIB:g} MiB); not taken")
         return None
+    if take_videos and (container := sniff_video(data[:SNIFF_BYTES])):
+        return ImagePart(index, filename or f"mail-video-{index}", data, container)
     image_format = judge(identify(data), part, label, min_side, skipped)
     if image_format is None:
         return None
@@ -152,7 +158,8 @@ def judge(identified: tuple[str, int, int] | None, part: EmailMessage, label: st
 NEVER_DOWNLOADED = ("video", "audio")   # until videos are taken: never worth the bytes
 
 
-def wanted(part: EmailMessage, index: int, skipped: list[str]) -> str | None:
+def wanted(part: EmailMessage, index: int, skipped: list[str],
+           take_videos: bool = False) -> str | None:
     """For a part known by its headers alone: its label when its bytes are worth fetching
     (it may be an image, whatever it says it is), else None, with a reason in ``skipped``
     when worth saying. The message body and videos are never downloaded."""
@@ -162,6 +169,8 @@ def wanted(part: EmailMessage, index: int, skipped: list[str]) -> str | None:
     if maintype == "text" and not filename:
         return None
     label = filename or f"part {index} ({declared})"
+    if maintype == "video" and take_videos:
+        return label
     if maintype in NEVER_DOWNLOADED:
         if filename:
             skipped.append(f"{label}: not an image (declared {declared}); not downloaded")

@@ -1,0 +1,95 @@
+"""Keep the store's ``videos`` rows in step with the videos in Pictures, incrementally.
+
+The same rule as ``catalog.py`` for photos: a walk of Pictures by video suffix (hidden
+folders and ``[resweep] exclude`` globs skipped, no symlinks followed), files whose size and
+mtime are unchanged are not opened, new or changed ones are signed
+(``video_signatures.sign_video``), vanished ones dropped. The gate and the resweep call it
+beside ``catalog.refresh``; its counts add to theirs (``scanned``, ``signed``, ...).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from pipeline import video_decode
+from pipeline.catalog import CatalogStats, _excluded, _join
+from pipeline.video_formats import VIDEO_SUFFIXES
+from pipeline.video_signatures import NotAVideo, VideoSignature, sign_video
+
+log = logging.getLogger("frame-ingest")
+_told: set[str] = set()
+
+
+def announce_decoder() -> None:
+    """Say once per process why similar-video matching is off (no PyAV)."""
+    if not video_decode.available() and "decoder" not in _told:
+        _told.add("decoder")
+        log.warning("video: %s", video_decode.unavailable_reason())
+
+
+def walk_videos(pictures: Path, exclude=()):
+    """(relative path, size, mtime_ns) of every video file under Pictures, by suffix."""
+    for directory, folders, files in os.walk(pictures, followlinks=False):
+        relative_dir = os.path.relpath(directory, pictures)
+        folders[:] = sorted(folder for folder in folders if not folder.startswith(".")
+                            and not _excluded(_join(relative_dir, folder), exclude))
+        for name in sorted(files):
+            if name.startswith(".") or os.path.splitext(name)[1].lower() not in VIDEO_SUFFIXES:
+                continue
+            relative = _join(relative_dir, name)
+            if _excluded(relative, exclude):
+                continue
+            try:
+                status = os.stat(os.path.join(directory, name), follow_symlinks=False)
+            except OSError:
+                continue
+            if os.path.stat.S_ISREG(status.st_mode):
+                yield relative, status.st_size, status.st_mtime_ns
+
+
+def refresh(store, pictures: Path, *, exclude=(), max_pixels: int,
+            stats: CatalogStats | None = None) -> CatalogStats:
+    """Bring the ``videos`` rows in line with Pictures; counts go into ``stats``."""
+    stats = stats if stats is not None else CatalogStats()
+    announce_decoder()
+    known = store.known_videos()
+    seen = set()
+    for relative, size, mtime_ns in walk_videos(pictures, exclude):
+        stats.scanned += 1
+        seen.add(relative)
+        if known.get(relative) == (size, mtime_ns):
+            stats.unchanged += 1
+            continue
+        signature, error = None, ""
+        try:
+            signature = sign_video(pictures / relative, max_pixels)
+            stats.signed += 1
+        except NotAVideo as exc:
+            error = str(exc)
+            stats.undecodable += 1
+            log.warning("library video %s cannot be used: %s", relative, error)
+        with store.transaction() as tx:
+            store.put_video(tx, relative, size, mtime_ns, signature, error)
+    vanished = [path for path in known if path not in seen]
+    if vanished:
+        with store.transaction() as tx:
+            store.remove_videos(tx, vanished)
+        stats.removed += len(vanished)
+    return stats
+
+
+def record(store, pictures: Path, relative: str, signature: VideoSignature) -> None:
+    """Remember a video the gate just filed into Pictures (signed already)."""
+    try:
+        status = os.stat(pictures / relative)
+    except OSError:
+        return
+    with store.transaction() as tx:
+        store.put_video(tx, relative, status.st_size, status.st_mtime_ns, signature)
+
+
+def forget(store, paths) -> None:
+    with store.transaction() as tx:
+        store.remove_videos(tx, list(paths))
