@@ -1,6 +1,6 @@
 """A big drop of small files: what the durability work costs per file (issue 11, item 13).
 
-Drops N distinct small PNGs (about 2 KB each, so the cost is fsyncs, not decoding) into
+Drops N distinct small PNGs (about 16 KB each, so the cost is fsyncs, not decoding) into
 the drop folder of a fresh HOME on a real disk (not tmpfs: there fsync is free), and times
 ``frame-ingest run`` end to end, once with the code of ``--before`` (a git revision,
 exported with ``git archive``: by default f34b370, main before the gate's plans were
