@@ -1,6 +1,6 @@
 """A big drop of small files: what the durability work costs per file (issue 11, item 13).
 
-Drops N distinct small PNGs (about 2 KB each, so the cost is fsyncs, not decoding) into
+Drops N distinct small PNGs (about 16 KB each, so the cost is fsyncs, not decoding) into
 the drop folder of a fresh HOME on a real disk (not tmpfs: there fsync is free), and times
 ``frame-ingest run`` end to end, once with the code of ``--before`` (a git revision,
 exported with ``git archive``: by default f34b370, main before the gate's plans were
@@ -56,14 +56,16 @@ def make_home(parent: Path, count: int) -> Path:
     return home
 
 
-def timed(command: str, home: Path, tree: Path, strace: bool) -> tuple[float, int | None]:
+def timed(command: str, home: Path, tree: Path,
+          strace: bool) -> tuple[float, tuple[int, float] | None]:
     env = {key: value for key, value in os.environ.items()
            if not key.startswith(("FRAME_INGEST", "XDG_", "JOURNAL_STREAM"))}
     env.update(HOME=str(home), PYTHONPATH=str(tree))
     argv = [sys.executable, "-m", "pipeline", "-q", command]
     summary = home / f"strace-{command}.txt"
     if strace:
-        argv = ["strace", "-f", "-c", "-e", f"trace={SYNC_CALLS}", "-o", str(summary)] + argv
+        argv = ["strace", "-f", "-c", "-w", "-e", f"trace={SYNC_CALLS}", "-o",
+                str(summary)] + argv
     started = time.monotonic()
     result = subprocess.run(argv, env=env, cwd=home, capture_output=True, text=True)
     seconds = time.monotonic() - started
@@ -71,9 +73,10 @@ def timed(command: str, home: Path, tree: Path, strace: bool) -> tuple[float, in
         raise SystemExit(f"{command} exited {result.returncode}:\n{result.stderr}")
     calls = None
     if strace:
-        totals = re.findall(r"^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?(\w+)$",
+        totals = re.findall(r"^\s*[\d.]+\s+([\d.]+)\s+\d+\s+(\d+)\s+(?:\d+\s+)?(\w+)$",
                             summary.read_text(), re.MULTILINE)
-        calls = sum(int(count) for count, name in totals if name != "total")
+        calls = (sum(int(count) for _, count, name in totals if name != "total"),
+                 sum(float(spent) for spent, _, name in totals if name != "total"))
     return seconds, calls
 
 
@@ -94,8 +97,8 @@ def measure(label: str, tree: Path, arguments, strace: bool) -> float:
         for command in (("fetch", "gate") if arguments.phases else ("run",)):
             seconds, calls = timed(command, home, tree, strace)
             total += seconds
-            per_file = f", {calls / arguments.files:.2f} fsync-like calls per file" \
-                if calls is not None else ""
+            per_file = f", {calls[0] / arguments.files:.2f} fsync-like calls per file " \
+                f"taking {calls[1]:.1f} s in all" if calls is not None else ""
             print(f"{label:<7} {command}: {seconds:.1f} s, "
                   f"{seconds / arguments.files * 1000:.1f} s per 1,000 files{per_file}")
         filed = sum(1 for _ in (home / "Pictures").iterdir())
