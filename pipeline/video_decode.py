@@ -40,12 +40,20 @@ DECODER_THREADS = 2         # FFmpeg's frame threads: each holds a frame (6 MB a
 SLACK_SECONDS, SLACK_FRACTION = 0.5, 0.05   # how far before a point the stream may end
 CONTENT_IDENTIFIER = "com.apple.quicktime.content.identifier"
 
-try:
-    import av
-    _IMPORT_ERROR = ""
-except ImportError as exc:     # no wheel for this machine (32-bit Raspberry Pi OS)
-    av = None
-    _IMPORT_ERROR = str(exc) or "No module named 'av'"
+_loaded: dict = {}             # "av": the module, or "error": why it cannot be imported
+
+
+def _av():
+    """PyAV, imported on first use (a run without videos never loads FFmpeg: about 30 MB
+    of libraries); None when it is not installed (32-bit Raspberry Pi OS)."""
+    if not _loaded:
+        try:
+            import av
+            _loaded["av"] = av
+        except ImportError as exc:
+            _loaded["av"] = None
+            _loaded["error"] = str(exc) or "No module named 'av'"
+    return _loaded["av"]
 
 
 class Undecodable(Exception):
@@ -58,11 +66,11 @@ class TooSlow(Undecodable):
 
 
 def available() -> bool:
-    return av is not None
+    return _av() is not None
 
 
 def unavailable_reason() -> str:
-    return (f"PyAV (the FFmpeg binding) is not installed ({_IMPORT_ERROR}): videos are "
+    return (f"PyAV (the FFmpeg binding) is not installed ({_loaded.get('error', '')}): videos are "
             "taken and deduplicated by exact copy only; similar-video matching is off")
 
 
@@ -95,6 +103,7 @@ def probe_and_frames(path: Path, fractions: tuple[float, ...], max_pixels: int,
     Raises ``Undecodable`` when it opens as no video at all (or has no video track) or a
     frame at some fraction cannot be reached (truncated, or the container's duration is a
     lie): the caller decides what such a file becomes."""
+    av = _av()
     if av is None:
         raise Undecodable(unavailable_reason())
     started = time.monotonic()
@@ -228,6 +237,7 @@ def _short(exc: Exception) -> str:
 
 def duration_seconds(path: Path) -> float | None:
     """The duration a video claims (seconds), or None when it is no readable video."""
+    av = _av()
     if av is None:
         return None
     try:

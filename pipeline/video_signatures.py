@@ -59,6 +59,16 @@ class VideoSignature:
         return np.frombuffer(self.frames, dtype=np.uint8).reshape(-1, THUMB, THUMB)
 
 
+_told: set[str] = set()
+
+
+def _announce_no_decoder() -> None:
+    """Say once per process (a run) why similar-video matching is off."""
+    if "decoder" not in _told:
+        _told.add("decoder")
+        log.warning("video: %s", video_decode.unavailable_reason())
+
+
 def file_sha256(path: Path) -> tuple[str, int]:
     digest, size = hashlib.sha256(), 0
     with open(path, "rb") as handle:
@@ -80,6 +90,7 @@ def sign_video(path: Path, max_pixels: int) -> VideoSignature:
     if container is None:
         raise NotAVideo("not a video (no known video container in the bytes)")
     if not video_decode.available():
+        _announce_no_decoder()
         return VideoSignature(sha256, size, container)
     try:
         probe, frames = video_decode.probe_and_frames(path, FRACTIONS, max_pixels)
