@@ -13,20 +13,11 @@ import logging
 import os
 from pathlib import Path
 
-from pipeline import video_decode
 from pipeline.catalog import CatalogStats, _excluded, _join
 from pipeline.video_formats import VIDEO_SUFFIXES
 from pipeline.video_signatures import NotAVideo, VideoSignature, sign_video
 
 log = logging.getLogger("frame-ingest")
-_told: set[str] = set()
-
-
-def announce_decoder() -> None:
-    """Say once per process why similar-video matching is off (no PyAV)."""
-    if not video_decode.available() and "decoder" not in _told:
-        _told.add("decoder")
-        log.warning("video: %s", video_decode.unavailable_reason())
 
 
 def walk_videos(pictures: Path, exclude=()):
@@ -53,7 +44,6 @@ def refresh(store, pictures: Path, *, exclude=(), max_pixels: int,
             stats: CatalogStats | None = None) -> CatalogStats:
     """Bring the ``videos`` rows in line with Pictures; counts go into ``stats``."""
     stats = stats if stats is not None else CatalogStats()
-    announce_decoder()
     known = store.known_videos()
     seen = set()
     for relative, size, mtime_ns in walk_videos(pictures, exclude):

@@ -8,12 +8,14 @@ and ``unavailable_reason()`` is the line the run logs once.
 Every decode here is bounded whatever the file claims:
 
 - at most ``len(fractions)`` seeks, each followed by at most ``FRAMES_PER_SEEK`` decoded
-  frames (a stream of 500,000 tiny frames, or one without key frames, costs that and no
-  more: nothing is ever decoded from the start to a point);
+  frames (a point that close to the last frame decoded is reached by decoding on instead):
+  a stream of 500,000 tiny frames, or one without key frames, costs that and no more;
+  nothing is ever decoded from the start to a point;
 - frames are scaled down by FFmpeg's scaler before they reach Python (``SIDE`` pixels on
   the long side), and the full frame size is checked against ``max_pixels`` before the
   first decode;
-- one decoder thread; a wall-clock ``DEADLINE_SECONDS`` per file.
+- ``DECODER_THREADS`` decoder threads; a wall-clock ``DEADLINE_SECONDS`` per file (past
+  it the video is kept and matched by exact copy only: ``TooSlow``).
 
 FFmpeg errors (a truncated file, garbage) become ``Undecodable`` with a one-line reason.
 """
@@ -34,27 +36,41 @@ FRAMES_PER_SEEK = 120       # decoded after a seek before giving up on reaching 
 SIDE = 128                  # long side of the frames handed to Python
 POSTER_SIDE = 640
 DEADLINE_SECONDS = 20.0
+DECODER_THREADS = 2         # FFmpeg's frame threads: each holds a frame (6 MB at 1080p)
 SLACK_SECONDS, SLACK_FRACTION = 0.5, 0.05   # how far before a point the stream may end
 CONTENT_IDENTIFIER = "com.apple.quicktime.content.identifier"
 
-try:
-    import av
-    _IMPORT_ERROR = ""
-except ImportError as exc:     # no wheel for this machine (32-bit Raspberry Pi OS)
-    av = None
-    _IMPORT_ERROR = str(exc) or "No module named 'av'"
+_loaded: dict = {}             # "av": the module, or "error": why it cannot be imported
+
+
+def _av():
+    """PyAV, imported on first use (a run without videos never loads FFmpeg: about 30 MB
+    of libraries); None when it is not installed (32-bit Raspberry Pi OS)."""
+    if not _loaded:
+        try:
+            import av
+            _loaded["av"] = av
+        except ImportError as exc:
+            _loaded["av"] = None
+            _loaded["error"] = str(exc) or "No module named 'av'"
+    return _loaded["av"]
 
 
 class Undecodable(Exception):
     """The file cannot be read as a video; the message is the one-line reason."""
 
 
+class TooSlow(Undecodable):
+    """Decoding the sampled frames took longer than ``DEADLINE_SECONDS`` (a huge frame
+    size on a slow Pi, a pathological stream): the file itself may be fine."""
+
+
 def available() -> bool:
-    return av is not None
+    return _av() is not None
 
 
 def unavailable_reason() -> str:
-    return (f"PyAV (the FFmpeg binding) is not installed ({_IMPORT_ERROR}): videos are "
+    return (f"PyAV (the FFmpeg binding) is not installed ({_loaded.get('error', '')}): videos are "
             "taken and deduplicated by exact copy only; similar-video matching is off")
 
 
@@ -87,6 +103,7 @@ def probe_and_frames(path: Path, fractions: tuple[float, ...], max_pixels: int,
     Raises ``Undecodable`` when it opens as no video at all (or has no video track) or a
     frame at some fraction cannot be reached (truncated, or the container's duration is a
     lie): the caller decides what such a file becomes."""
+    av = _av()
     if av is None:
         raise Undecodable(unavailable_reason())
     started = time.monotonic()
@@ -96,8 +113,8 @@ def probe_and_frames(path: Path, fractions: tuple[float, ...], max_pixels: int,
             if probe.width * probe.height > max_pixels:
                 raise Undecodable(f"video frames of {probe.width}x{probe.height} pixels are "
                                   f"more than the limit of {max_pixels}")
-            frames = [_frame_at(container, stream, probe, fraction, side, started)
-                      for fraction in fractions]
+            reader = _Reader(container, stream, probe, started)
+            frames = [reader.frame_at(fraction, side) for fraction in fractions]
             probe = _turned(probe, frames)
     except Undecodable:
         raise
@@ -111,8 +128,7 @@ def _probe(container, path: Path):
         what = "audio only" if container.streams.audio else "no streams"
         raise Undecodable(f"no video track ({what})")
     stream = container.streams.video[0]
-    stream.thread_type = "SLICE"
-    stream.codec_context.thread_count = 1
+    stream.codec_context.thread_count = DECODER_THREADS
     width, height = stream.codec_context.width, stream.codec_context.height
     if not width or not height:
         raise Undecodable("corrupt video: its video track has no picture size")
@@ -160,31 +176,48 @@ def _rotation(stream) -> int:
     return int(round(angle / 90.0)) * 90 % 360
 
 
-def _frame_at(container, stream, probe: Probe, fraction: float, side: int,
-              started: float) -> Frame:
-    target = probe.duration * fraction
-    start = float(stream.start_time * stream.time_base) if stream.start_time else 0.0
-    container.seek(int((start + target) / stream.time_base), stream=stream, backward=True,
-                   any_frame=False)
-    best, reached = None, False
-    for count, frame in enumerate(container.decode(stream)):
-        if time.monotonic() - started > DEADLINE_SECONDS:
-            raise Undecodable(f"decoding took longer than {DEADLINE_SECONDS:g} s")
-        seconds = float(frame.time or 0.0) - start
-        best = (frame, seconds)
-        if seconds >= target - 1e-3 or count + 1 >= FRAMES_PER_SEEK:
-            reached = True
-            break
-    # the stream ended before the point: fine within a frame or two of the end, else
-    # the file was cut short or its container claims more than its frames hold
-    slack = max(SLACK_SECONDS, SLACK_FRACTION * probe.duration)
-    if best is None or (not reached and target - best[1] > slack):
-        raise Undecodable(f"no frame at {fraction:.0%} of the {probe.duration:g} s the "
-                          "container claims (truncated, or the duration is wrong)")
-    frame, seconds = best
-    rotation = getattr(frame, "rotation", None)
-    rotation = probe.rotation if rotation is None else int(round(rotation / 90.0)) * 90 % 360
-    return Frame(fraction, round(seconds, 3), _upright(frame, rotation, side), rotation)
+class _Reader:
+    """Frames at ascending points of one stream. A point within ``FRAMES_PER_SEEK``
+    frames of the last one decoded is reached by decoding on; a farther one by a seek to
+    the key frame before it (then decoding on from there, at most ``FRAMES_PER_SEEK``)."""
+
+    def __init__(self, container, stream, probe: Probe, started: float):
+        self.container, self.stream, self.probe, self.started = \
+            container, stream, probe, started
+        self.start = float(stream.start_time * stream.time_base) if stream.start_time else 0.0
+        rate = stream.average_rate or stream.guessed_rate or 30
+        self.frame_seconds = 1.0 / float(rate)
+        self.frames = None          # the decode iterator, None before the first seek
+        self.position = -1.0        # seconds of the last decoded frame
+
+    def frame_at(self, fraction: float, side: int) -> Frame:
+        target = self.probe.duration * fraction
+        if self.frames is None or \
+                target - self.position > FRAMES_PER_SEEK * self.frame_seconds:
+            self.container.seek(int((self.start + target) / self.stream.time_base),
+                                stream=self.stream, backward=True, any_frame=False)
+            self.frames = self.container.decode(self.stream)
+        best, reached = None, False
+        for count, frame in enumerate(self.frames):
+            if time.monotonic() - self.started > DEADLINE_SECONDS:
+                raise TooSlow(f"decoding its frames took longer than {DEADLINE_SECONDS:g} s")
+            seconds = float(frame.time or 0.0) - self.start
+            self.position = seconds
+            best = (frame, seconds)
+            if seconds >= target - 1e-3 or count + 1 >= FRAMES_PER_SEEK:
+                reached = True
+                break
+        # the stream ended before the point: fine within a frame or two of the end, else
+        # the file was cut short or its container claims more than its frames hold
+        slack = max(SLACK_SECONDS, SLACK_FRACTION * self.probe.duration)
+        if best is None or (not reached and target - best[1] > slack):
+            raise Undecodable(f"no frame at {fraction:.0%} of the {self.probe.duration:g} s "
+                              "the container claims (truncated, or the duration is wrong)")
+        frame, seconds = best
+        rotation = getattr(frame, "rotation", None)
+        rotation = self.probe.rotation if rotation is None else \
+            int(round(rotation / 90.0)) * 90 % 360
+        return Frame(fraction, round(seconds, 3), _upright(frame, rotation, side), rotation)
 
 
 def _upright(frame, rotation: int, side: int) -> Image.Image:
@@ -204,6 +237,7 @@ def _short(exc: Exception) -> str:
 
 def duration_seconds(path: Path) -> float | None:
     """The duration a video claims (seconds), or None when it is no readable video."""
+    av = _av()
     if av is None:
         return None
     try:

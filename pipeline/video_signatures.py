@@ -14,6 +14,7 @@ rejects it with (empty, no video track, truncated, a duration its frames do not 
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,8 @@ import numpy as np
 from pipeline import video_decode
 from pipeline.signatures import THUMB, band_statistics, make_thumb
 from pipeline.video_formats import sniff_video_file
+
+log = logging.getLogger("frame-ingest")
 
 FRACTIONS = (0.1, 0.3, 0.5, 0.7, 0.9)
 READ_BLOCK = 1024 * 1024
@@ -56,6 +59,16 @@ class VideoSignature:
         return np.frombuffer(self.frames, dtype=np.uint8).reshape(-1, THUMB, THUMB)
 
 
+_told: set[str] = set()
+
+
+def _announce_no_decoder() -> None:
+    """Say once per process (a run) why similar-video matching is off."""
+    if "decoder" not in _told:
+        _told.add("decoder")
+        log.warning("video: %s", video_decode.unavailable_reason())
+
+
 def file_sha256(path: Path) -> tuple[str, int]:
     digest, size = hashlib.sha256(), 0
     with open(path, "rb") as handle:
@@ -77,9 +90,13 @@ def sign_video(path: Path, max_pixels: int) -> VideoSignature:
     if container is None:
         raise NotAVideo("not a video (no known video container in the bytes)")
     if not video_decode.available():
+        _announce_no_decoder()
         return VideoSignature(sha256, size, container)
     try:
         probe, frames = video_decode.probe_and_frames(path, FRACTIONS, max_pixels)
+    except video_decode.TooSlow as exc:     # taken, matched by exact copy only
+        log.warning("%s: %s; it is matched by exact copy only", path.name, exc)
+        return VideoSignature(sha256, size, container)
     except video_decode.Undecodable as exc:
         raise NotAVideo(str(exc)) from None
     thumbs = [make_thumb(frame.image) for frame in frames]
