@@ -41,7 +41,7 @@ class SignatureIndex:
         self.hashes = np.zeros(_GROW, dtype=np.uint64)
         self.means = np.zeros((_GROW, 3), dtype=np.float32)
         self.grids = np.zeros((_GROW, GRID, GRID), dtype=np.float32)
-        self.quads = np.zeros((_GROW, 4), dtype=np.float32)     # see ``quad_key``
+        self.keys = np.zeros((_GROW, KEY_PLACES), dtype=np.float32)  # see ``search_keys``
         self.sizes = np.zeros((_GROW, 2), dtype=np.int64)   # width, height
         self.file_bytes = np.zeros(_GROW, dtype=np.int64)
         self.mtime_ns = np.zeros(_GROW, dtype=np.int64)
@@ -71,7 +71,7 @@ class SignatureIndex:
             index.file_bytes[:count] = columns[9]
             index.mtime_ns[:count] = columns[10]
             index.grids[:count] = grids_from_bytes(columns[11])
-            index.quads[:count] = quad_key(index.grids[:count])
+            index.keys[:count] = search_keys(index.means[:count], index.grids[:count])
             index.live[:count] = True
             index.paths = list(columns[1])
             index.sha256 = list(columns[2])
@@ -95,7 +95,7 @@ class SignatureIndex:
                 self._by_sha256.setdefault(self.sha256[position], set()).add(position)
         return self._by_sha256
 
-    _ARRAYS = ("ids", "hashes", "means", "grids", "quads", "sizes", "file_bytes", "mtime_ns",
+    _ARRAYS = ("ids", "hashes", "means", "grids", "keys", "sizes", "file_bytes", "mtime_ns",
                "live")
 
     def _reserve(self, extra: int) -> None:
@@ -118,7 +118,8 @@ class SignatureIndex:
         self.hashes[position] = signature.phash
         self.means[position] = signature.mean
         self.grids[position] = grids_from_bytes([signature.grid])[0]
-        self.quads[position] = quad_key(self.grids[position:position + 1])[0]
+        self.keys[position] = search_keys(self.means[position:position + 1],
+                                          self.grids[position:position + 1])[0]
         self.sizes[position] = (signature.width, signature.height)
         self.file_bytes[position] = signature.size
         self.mtime_ns[position] = mtime_ns
@@ -162,12 +163,12 @@ class SignatureIndex:
         hits = np.all(difference < threshold, axis=1) & self.live[:self.count]
         return np.flatnonzero(hits)
 
-    def grid_candidates(self, quad, bound: float) -> np.ndarray:
-        """Live positions whose ``quad_key`` is within ``2 * bound`` of ``quad`` in every
-        place: a superset of the rows whose coarse grid (in any dihedral turn) is within
-        ``bound`` root-mean-square of the query's (see ``quad_key``)."""
-        gaps = np.abs(self.quads[:self.count] - np.asarray(quad, dtype=np.float32))
-        return np.flatnonzero(np.all(gaps <= 2 * bound, axis=1) & self.live[:self.count])
+    def key_neighbours(self, key, reach) -> np.ndarray:
+        """Live positions whose ``search_keys`` are within ``reach`` of ``key`` in every
+        place (``reach``: one figure per place)."""
+        gaps = np.abs(self.keys[:self.count] - np.asarray(key, dtype=np.float32))
+        return np.flatnonzero(np.all(gaps <= np.asarray(reach, np.float32), axis=1) &
+                              self.live[:self.count])
 
     # --- every row against every other (the resweep) ---------------------------------
 
@@ -201,51 +202,66 @@ class SignatureIndex:
         keep = self.live[first] & self.live[second]
         return first[keep], second[keep]
 
-    def grid_pairs(self, bound: float) -> tuple[np.ndarray, np.ndarray]:
-        """(first, second), first < second: every pair of live rows ``grid_candidates``
-        would give (``quad_key`` within ``2 * bound`` in every place), without comparing
-        every row with every other: each row is filed under its key cut into cells of
-        ``4 * bound``; a row within ``2 * bound`` lies, in each of the four places, in the
-        same cell or the neighbour on the near side, so each row looks up at most 2^4 = 16
-        cells (multi-probe). Cost: a sort and 16 binary searches per row, plus the pairs
-        that share a cell (bench/low_detail_candidates.py measures it at 100,000 files)."""
+    def key_pairs(self, reach) -> tuple[np.ndarray, np.ndarray]:
+        """(first, second), first < second: every pair of live rows ``key_neighbours``
+        would give, without comparing every row with every other. Each row is filed under
+        its first BUCKET_PLACES key places cut into cells twice the reach wide: a row
+        within reach lies, in each place, in the same cell or the neighbour on the near
+        side, so each row looks up at most 2^4 = 16 cells (multi-probe); the pairs found
+        are then checked in every place. Cost: a sort, 16 binary searches per row and the
+        pairs sharing a cell (bench/low_detail_candidates.py measures it at 100,000)."""
         live = np.flatnonzero(self.live[:self.count])
-        values = self.quads[live].astype(np.float64)
-        reach, width = 2.0 * bound, 4.0 * bound
-        radix = int(256 // width) + 4
-        weights = radix ** np.arange(4, dtype=np.int64)
-        codes = ((np.floor(values / width).astype(np.int64) + 1) * weights).sum(axis=1)
+        values = self.keys[live].astype(np.float64)
+        reach = np.asarray(reach, dtype=np.float64)
+        near = np.maximum(reach[:BUCKET_PLACES], 0.5)   # cells of at least one level
+        width = 2.0 * near
+        radix = (256.0 // width).astype(np.int64) + 4
+        weights = np.concatenate(([1], np.cumprod(radix[:-1]))).astype(np.int64)
+        bucketed = values[:, :BUCKET_PLACES]
+        codes = ((np.floor(bucketed / width).astype(np.int64) + 1) * weights).sum(axis=1)
         order = np.argsort(codes, kind="stable")
         sorted_codes = codes[order]
-        lower = np.floor((values - reach) / width).astype(np.int64) + 1
-        upper = np.floor((values + reach) / width).astype(np.int64) + 1
+        lower = np.floor((bucketed - near) / width).astype(np.int64) + 1
+        upper = np.floor((bucketed + near) / width).astype(np.int64) + 1
         firsts, seconds = [], []
-        for probe in range(16):
-            upward = np.array([(probe >> place) & 1 for place in range(4)], dtype=bool)
+        for probe in range(1 << BUCKET_PLACES):
+            upward = np.array([(probe >> place) & 1 for place in range(BUCKET_PLACES)], bool)
             # a place where both sides fall in one cell is probed once, not twice
-            distinct = np.all(~upward | (upper != lower), axis=1)
-            queries = np.flatnonzero(distinct)
+            queries = np.flatnonzero(np.all(~upward | (upper != lower), axis=1))
             cells = (np.where(upward, upper, lower)[queries] * weights).sum(axis=1)
             start = np.searchsorted(sorted_codes, cells, side="left")
             counts = np.searchsorted(sorted_codes, cells, side="right") - start
-            first = np.repeat(queries, counts)
-            second = order[np.repeat(start, counts) + _offsets(counts)]
-            close = np.all(np.abs(values[first] - values[second]) <= reach, axis=1)
-            keep = close & (first < second)
-            firsts.append(live[first[keep]])
-            seconds.append(live[second[keep]])
+            for block in range(0, len(queries), PROBE_BLOCK):   # bounded work arrays
+                part = slice(block, block + PROBE_BLOCK)
+                first = np.repeat(queries[part], counts[part])
+                second = order[np.repeat(start[part], counts[part]) + _offsets(counts[part])]
+                keep = first < second
+                first, second = first[keep], second[keep]
+                close = np.all(np.abs(values[first] - values[second]) <= reach, axis=1)
+                firsts.append(live[first[close]])
+                seconds.append(live[second[close]])
         return np.concatenate(firsts), np.concatenate(seconds)
 
 
-def quad_key(grids: np.ndarray) -> np.ndarray:
-    """(n, 4): the four quadrant means of each coarse grid, sorted. A dihedral turn only
-    permutes the quadrants, so the key is the same for a photo and its turned or mirrored
-    copy; and if two grids (one turned) differ by at most ``b`` root-mean-square, each
-    quadrant differs by at most ``2 b`` (a quadrant is the mean of 4 of the 16 cells), and
-    so does each place of the sorted keys (sorting never widens the largest gap)."""
+KEY_PLACES = 8      # band means (3), brightness (1), sorted quadrant means (4)
+BUCKET_PLACES = 4   # the places the whole-library search files rows under
+PROBE_BLOCK = 20000  # query rows expanded at once
+
+
+def search_keys(means: np.ndarray, grids: np.ndarray) -> np.ndarray:
+    """(n, 8) figures that a dihedral turn leaves unchanged, each bounded by one limit of
+    the confirm step (0..255): the three band means (``mean_delta``), the brightness of
+    the thumbnail (the grid's mean: ``luma_delta``), and the four quadrant means of the
+    coarse grid, sorted. A turn only permutes the quadrants; if two grids (one turned)
+    differ by at most ``b`` root-mean-square, each quadrant differs by at most ``2 b`` (a
+    quadrant is the mean of 4 of the 16 cells), and so does each place of the sorted
+    quadrants (sorting never widens the largest gap)."""
+    grids = np.asarray(grids, np.float32)
     half = GRID // 2
-    quadrants = np.asarray(grids, np.float32).reshape(-1, 2, half, 2, half).mean(axis=(2, 4))
-    return np.sort(quadrants.reshape(-1, 4), axis=1)
+    quadrants = grids.reshape(-1, 2, half, 2, half).mean(axis=(2, 4)).reshape(-1, 4)
+    return np.column_stack([np.asarray(means, np.float32).reshape(-1, 3),
+                            grids.reshape(len(grids), -1).mean(axis=1),
+                            np.sort(quadrants, axis=1)]).astype(np.float32)
 
 
 def _offsets(counts: np.ndarray) -> np.ndarray:

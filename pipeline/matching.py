@@ -38,7 +38,7 @@ from typing import Protocol
 import numpy as np
 
 from pipeline.config import DedupeConfig
-from pipeline.index import SignatureIndex, quad_key
+from pipeline.index import SignatureIndex, search_keys
 from pipeline.signatures import THUMB, TURNS, Signature, coarse, grids_from_bytes, turn
 
 ASPECT_TOLERANCE = 0.03
@@ -154,13 +154,15 @@ class Similar:
         """Every pair the confirm step could accept, in every turn it could accept it in,
         and no pair it could not: the confirm's own limits applied to the coarse grids
         (block means of the thumbnails: a difference of block means is never larger than
-        the pixel difference it averages). First a superset from the index (``quad_key``),
-        then the exact test per pair and turn (``plausible_turns``)."""
-        bound = _widest_limit(settings) * 255.0
+        the pixel difference it averages). First a superset from the index (figures no
+        turn changes, ``search_keys``), then the exact test per pair and turn
+        (``plausible_turns``)."""
+        reach = search_reach(settings)
         if queries.whole_library:
-            first, second = index.grid_pairs(bound)
+            first, second = index.key_pairs(reach)
         else:
-            second = index.grid_candidates(quad_key(queries.grids)[0], bound)
+            key = search_keys(queries.means, queries.grids)[0]
+            second = index.key_neighbours(key, reach)
             first = np.zeros(len(second), dtype=np.int64)
         return plausible_turns(queries, index, Pairs.of(first, second), settings)
 
@@ -210,8 +212,12 @@ def thumb_limit(side: int, settings: DedupeConfig) -> float:
     return settings.thumb_rms if side == THUMB else min(settings.thumb_rms, SMALL_LIMITS[side])
 
 
-def _widest_limit(settings: DedupeConfig) -> float:
-    return max(thumb_limit(side, settings) for side in COMPARE_SIDES)
+def search_reach(settings: DedupeConfig) -> np.ndarray:
+    """How far apart (0..255) each place of ``search_keys`` may be in a pair the confirm
+    step can accept (a hair wider: float32 rounding)."""
+    widest = max(thumb_limit(side, settings) for side in COMPARE_SIDES)
+    return np.array([settings.mean_delta] * 3 + [settings.luma_delta] + [2 * widest] * 4
+                    ) * 255.0 + 1e-3
 
 
 def plausible_turns(queries, index: SignatureIndex, pairs: Pairs, settings) -> Pairs:

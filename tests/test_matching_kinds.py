@@ -16,7 +16,7 @@ from pipeline.config import parse_config
 from pipeline.gate import decide
 from pipeline.index import SignatureIndex
 from pipeline.items import Verdict
-from pipeline.matching import library_pairs
+from pipeline.matching import library_pairs, search_reach
 from pipeline.signatures import Signature, sign_bytes
 from pipeline.store import Store
 from tests import images
@@ -269,12 +269,13 @@ def test_the_bucketed_grid_search_finds_exactly_what_the_gate_search_finds():
         thumb = np.clip(bases[number % 30] + rng.normal(0, number % 7, (32, 32))
                         + rng.uniform(-3, 3), 0, 255).astype(np.uint8)
         thumb = np.ascontiguousarray(np.rot90(thumb, number % 4))
+        mean = tuple(float(thumb.mean()) + rng.uniform(-3, 3) for _ in range(3))
         index.add(number, f"{number}.jpg", Signature(f"{number:064x}", 1, "JPEG", 1200, 1200,
-                                                     (0.0,) * 3, (0.0,) * 3, 0, thumb.tobytes()))
-    bound = 1.7
-    first, second = index.grid_pairs(bound)
+                                                     mean, mean, 0, thumb.tobytes()))
+    reach = search_reach(SETTINGS)
+    first, second = index.key_pairs(reach)
     found = set(zip(first.tolist(), second.tolist()))
     expected = {(one, other) for one in range(1200)
-                for other in index.grid_candidates(index.quads[one], bound).tolist()
+                for other in index.key_neighbours(index.keys[one], reach).tolist()
                 if one < other}
     assert found == expected and len(expected) > 500
