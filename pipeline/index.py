@@ -1,22 +1,23 @@
 """The library's signatures as numpy arrays, and the searches over them.
 
 The store keeps thumbnails on disk; the index keeps only what a first pass over *every*
-library file needs: the 64-bit perceptual hashes, the per-band means, the pixel sizes, and
-the file sizes and times the resweep orders its keepers by (about 60 bytes a file: 6 MB for
-100,000 files). It is loaded once (``from_store``) and used the same way by the gate (one
-newcomer against the library) and the resweep (the library against itself).
+library file needs: the per-band means, the 4x4 coarse grid of each thumbnail and the
+search keys made from them (``search_keys``), the pixel sizes, and the file sizes and
+times the resweep orders its keepers by (about 180 bytes a file: 18 MB for 100,000 files).
+It is loaded once (``from_store``) and used the same way by the gate (one newcomer against
+the library) and the resweep (the library against itself).
 
 Each search comes in two shapes, with the same answer for the same pair:
 
 - *one query* against every row (the gate): a handful of whole-array operations (a
-  dictionary lookup of the SHA-256, a broadcast comparison of the means, XOR + popcount of
-  the hashes), never a Python loop over rows;
+  dictionary lookup of the SHA-256, a broadcast comparison of the means or of the search
+  keys), never a Python loop over rows;
 - *every row against every other* (the resweep), without n^2 / 2 comparisons (5 * 10^9 for
-  100,000 files): runs of equal digests; a window sweep over the sorted red means; and
-  multi-index hashing of the 64-bit hash. The hash is cut into four 16-bit chunks; if two
-  hashes differ in at most d bits, some chunk differs in at most d // 4 bits (pigeonhole),
-  so looking up each chunk's value and its neighbours within d // 4 bits in a sorted table
-  finds every pair within d.
+  100,000 files): runs of equal digests; a window sweep over the sorted red means; and a
+  multi-probe grid over the search keys (``key_pairs``): if two rows are within reach r in
+  a place, and the place is cut into cells 2 r wide, the other row is in the query's cell
+  or the neighbour on the near side, so 2^4 lookups in a sorted table over four places find
+  every pair, which the remaining places then filter.
 
 Only the few candidates that survive are confirmed (``pipeline/matching.py``) against
 their thumbnails, fetched from SQLite by id (``thumbs``).
