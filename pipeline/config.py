@@ -113,7 +113,7 @@ class DedupeConfig:
     keep: str = setting("best", "str", choices=("best", "first"))
     rms_threshold: float = setting(0.01, "float", minimum=0.0, maximum=255.0)
     # "similar": perceptual-hash prefilter, then the confirm test on the thumbnails.
-    hash_distance: int = setting(8, "int", minimum=0, maximum=32)
+    hash_distance: int = setting(8, "int", minimum=0, maximum=32)  # ignored since issue 12
     thumb_rms: float = setting(0.0065, "float", minimum=0.0, maximum=1.0)
     luma_delta: float = setting(0.004, "float", minimum=0.0, maximum=1.0)
     mean_delta: float = setting(0.015, "float", minimum=0.0, maximum=1.0)
@@ -290,9 +290,7 @@ class ImapSourceConfig:
 class ResweepConfig:
     exclude: list = setting([], "strlist")
     workers: int = setting(0, "int", minimum=0, maximum=256)
-    # "similar": the largest hash distance the whole-library search looks at (capped by
-    # [dedupe] hash_distance). Up to 7 costs one lookup per chunk and its 16 one-bit
-    # neighbours; 8..11 costs 137 lookups per chunk (about 8 times slower).
+    # accepted and ignored since issue 12: the candidate search no longer uses the hash
     hash_distance: int = setting(7, "int", minimum=0, maximum=11)
 
 

@@ -109,7 +109,8 @@ class RemovedPhotos:
                 width=row["width"] or 0, height=row["height"] or 0,
                 mean=(row["mean_r"], row["mean_g"], row["mean_b"]),
                 rms=(row["rms_r"], row["rms_g"], row["rms_b"]),
-                phash=to_unsigned64(row["phash"] or 0), thumb=b""))   # read when needed
+                phash=to_unsigned64(row["phash"] or 0),
+                thumb=row["thumb"] or b""))   # its coarse grid is the search key
         return cls(index, paths, removed_at, store)
 
     def thumbs(self, ids: list[int]) -> dict[int, bytes]:
