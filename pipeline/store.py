@@ -495,10 +495,10 @@ class Store:
         return rows[0] if rows else None
 
     def removed_signatures(self) -> list[sqlite3.Row]:
-        """What the gate matches newcomers against: every removed photo's signature (the
-        thumbnails stay in the store: ``removed_thumbs``)."""
+        """What the gate matches newcomers against: every removed photo's signature (with
+        its thumbnail, whose coarse grid is the ``similar`` search key)."""
         return self.query("SELECT id, path, removed_at, size, width, height, format, sha256, "
-                          "phash, mean_r, mean_g, mean_b, rms_r, rms_g, rms_b "
+                          "phash, mean_r, mean_g, mean_b, rms_r, rms_g, rms_b, thumb "
                           "FROM removed ORDER BY id")
 
     def removed_thumbs(self, ids: list[int]) -> dict[int, bytes]:
