@@ -43,6 +43,7 @@ from pipeline.signatures import THUMB, TURNS, Signature, coarse, grids_from_byte
 
 ASPECT_TOLERANCE = 0.03
 CONFIRM_BATCH = 2048        # candidate pairs confirmed at once (about 10 MB of work arrays)
+SEARCH_BATCH = 50_000       # candidate pairs tested per turn at once (about 13 MB)
 
 
 @dataclass(frozen=True)
@@ -164,7 +165,11 @@ class Similar:
             key = search_keys(queries.means, queries.grids)[0]
             second = index.key_neighbours(key, reach)
             first = np.zeros(len(second), dtype=np.int64)
-        return plausible_turns(queries, index, Pairs.of(first, second), settings)
+        pairs = Pairs.of(first, second)
+        return _concatenate([plausible_turns(queries, index,
+                                             pairs.take(slice(start, start + SEARCH_BATCH)),
+                                             settings)
+                             for start in range(0, max(len(pairs), 1), SEARCH_BATCH)])
 
     def confirm(self, queries, index, store, pairs, settings) -> np.ndarray:
         distance = np.full(len(pairs), np.inf)
@@ -309,6 +314,11 @@ def confirmed(method: Method, queries, index: SignatureIndex, store, pairs: Pair
         method.confirm(queries, index, store, pairs.take(slice(start, start + CONFIRM_BATCH)),
                        settings)
         for start in range(0, len(pairs), CONFIRM_BATCH)])
+
+
+def _concatenate(parts: list[Pairs]) -> Pairs:
+    return Pairs(*(np.concatenate([getattr(part, name) for part in parts])
+                   for name in ("first", "second", "turn")))
 
 
 def _mean_gap(first_means, second_means) -> np.ndarray:
