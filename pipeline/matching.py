@@ -16,13 +16,15 @@ The methods (``METHODS`` maps the config's name to its object):
 - ``RMS``: the article's test. Candidates: every band mean closer than ``rms_threshold``
   (0..255; a sweep over the sorted red means for the whole library); confirm: the largest
   band-mean difference, a match when below ``rms_threshold``.
-- ``SIMILAR`` (default). Candidates: a perceptual-hash neighbour (Hamming distance <=
-  ``hash_distance``) of the query's thumbnail in any of four rotations. Confirm, in the
-  rotation that brought the pair up: the same aspect ratio (sides swapped for a quarter
-  turn), every band mean within ``mean_delta``, then on the thumbnails a root-mean-square
-  pixel difference <= ``thumb_rms`` and a mean brightness within ``luma_delta`` (all 0..1).
-  The hash only finds candidates cheaply; the confirm step is what keeps burst shots and
-  brightness-edited copies apart.
+- ``SIMILAR`` (default). Candidates: every pair and dihedral turn (4 rotations, and the
+  same of the mirror image) that the confirm step could accept, found by figures no turn
+  changes (``index.search_keys``) and tested on the 4x4 coarse grids, so the candidate step
+  never loses a pair the confirm step would take (low-detail photos, small copies).
+  Confirm, in that turn: on the thumbnails, compared at the resolution the smaller copy
+  really has (``compare_sides``), a root-mean-square pixel difference within the limit for
+  that side (``thumb_limit``: ``thumb_rms`` at 32) and a mean brightness within
+  ``luma_delta``; the band means within ``mean_delta`` and the aspect ratio were already
+  tested. The confirm step is what keeps burst shots and brightness-edited copies apart.
 
 ``rms`` and ``similar`` match exact copies first (``exact_first``): a pair of the same
 bytes is an ``exact`` match whatever the method. Pairs a person restored from quarantine
@@ -43,6 +45,7 @@ from pipeline.signatures import THUMB, TURNS, Signature, coarse, grids_from_byte
 
 ASPECT_TOLERANCE = 0.03
 CONFIRM_BATCH = 2048        # candidate pairs confirmed at once (about 10 MB of work arrays)
+SEARCH_BATCH = 50_000       # candidate pairs tested per turn at once (about 13 MB)
 
 
 @dataclass(frozen=True)
@@ -164,7 +167,11 @@ class Similar:
             key = search_keys(queries.means, queries.grids)[0]
             second = index.key_neighbours(key, reach)
             first = np.zeros(len(second), dtype=np.int64)
-        return plausible_turns(queries, index, Pairs.of(first, second), settings)
+        pairs = Pairs.of(first, second)
+        return _concatenate([plausible_turns(queries, index,
+                                             pairs.take(slice(start, start + SEARCH_BATCH)),
+                                             settings)
+                             for start in range(0, max(len(pairs), 1), SEARCH_BATCH)])
 
     def confirm(self, queries, index, store, pairs, settings) -> np.ndarray:
         distance = np.full(len(pairs), np.inf)
@@ -309,6 +316,11 @@ def confirmed(method: Method, queries, index: SignatureIndex, store, pairs: Pair
         method.confirm(queries, index, store, pairs.take(slice(start, start + CONFIRM_BATCH)),
                        settings)
         for start in range(0, len(pairs), CONFIRM_BATCH)])
+
+
+def _concatenate(parts: list[Pairs]) -> Pairs:
+    return Pairs(*(np.concatenate([getattr(part, name) for part in parts])
+                   for name in ("first", "second", "turn")))
 
 
 def _mean_gap(first_means, second_means) -> np.ndarray:

@@ -279,3 +279,25 @@ def test_the_bucketed_grid_search_finds_exactly_what_the_gate_search_finds():
                 for other in index.key_neighbours(index.keys[one], reach).tolist()
                 if one < other}
     assert found == expected and len(expected) > 500
+
+
+# --- the store migration -------------------------------------------------------------
+
+def test_migration_8_fills_the_grid_and_has_odd_size_jpegs_signed_again(tmp_path):
+    files = {"odd.jpg": images.jpeg(images.photo(61).resize((500, 333))),
+             "even.jpg": images.jpeg(images.photo(62).resize((640, 480))),
+             "odd.png": images.png(images.photo(63).resize((500, 333)))}
+    database = tmp_path / "store.sqlite3"
+    with Store(database) as store:
+        with store.transaction() as tx:
+            for name, data in files.items():
+                store.put_file(tx, name, len(data), 123, signed(data))
+        store.connection.execute("ALTER TABLE files DROP COLUMN grid")  # as before issue 12
+        store.connection.execute("DELETE FROM schema_migrations WHERE version = 8")
+    with Store(database) as store:
+        rows = {row["path"]: row for row in store.query("SELECT * FROM files")}
+        assert {path: rows[path]["grid"] for path in files} == {
+            path: signed(data).grid for path, data in files.items()}
+        assert store.known_files() == {"odd.jpg": (len(files["odd.jpg"]), -1),
+                                       "even.jpg": (len(files["even.jpg"]), 123),
+                                       "odd.png": (len(files["odd.png"]), 123)}
