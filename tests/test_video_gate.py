@@ -8,10 +8,12 @@ in its pixels; and a different clip of the same scene (the same pan, 3 s later).
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import time
 
 import pytest
+from PIL import Image
 
 from tests import videos
 
@@ -60,6 +62,16 @@ def test_copies_of_a_clip_are_quarantined_and_a_later_clip_is_kept(home, clips):
         assert verdict == "quarantined" and "duplicate of original.mp4 (similar" in reason
     assert sorted(path.rsplit("/", 1)[1] for path in home.files(home.quarantine)) == \
         ["tagged.mov", "turned.mp4", "worse.mp4"]
+    # the review page shows each by its poster frame and duration, beside original.mp4
+    output = home.path / "review"
+    home.run("review", "--output", str(output), check=True)
+    page = (output / "index.html").read_text()
+    assert page.count("(video, 2.0 s)</figcaption>") == 6
+    thumbs = set(re.findall(r'src="(thumbs/[0-9a-f]+\.jpg)"', page))
+    assert len(thumbs) == 4
+    for thumb in thumbs:
+        with Image.open(output / thumb) as image:
+            assert image.format == "JPEG" and max(image.size) == 160
 
 
 def test_an_exact_copy_and_the_better_copy(home, clips):
