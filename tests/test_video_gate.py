@@ -104,3 +104,17 @@ def test_the_resweep_counts_videos_and_quarantines_copies_around_the_best(home, 
 def images_jpeg() -> bytes:
     from tests import mails
     return mails.picture(5)
+
+
+def test_a_wrong_video_setting_stops_with_one_line(home):
+    config = home.path / "config.toml"
+    for text, expected in (
+            ('live_photos = "motion"', '[video] live_photos: expected one of "still", '
+                                       '"both", "video", got "motion"'),
+            ('formats = [".mp4", ".gif"]', "[video] formats: '.gif' is not a video "
+                                           "container frame-ingest reads")):
+        config.write_text(f"[video]\n{text}\n")
+        result = home.run("--config", str(config), "run")
+        assert result.returncode == 2 and "Traceback" not in result.stderr
+        line, = result.stderr.strip().splitlines()
+        assert line.startswith(f"error: {config}: ") and expected in line, line
