@@ -106,6 +106,17 @@ def images_jpeg() -> bytes:
     return mails.picture(5)
 
 
+def test_a_quarantined_video_is_restored_and_never_taken_for_that_copy_again(home, clips):
+    drop_file(home, "original.mp4", clips["original.mp4"])
+    drop_file(home, "worse.mp4", clips["worse.mp4"])
+    home.run("run", check=True)
+    restored = home.run("quarantine", "restore", "worse.mp4", check=True)
+    assert "Traceback" not in restored.stderr
+    assert home.files(home.pictures) == ["original.mp4", "worse.mp4"]
+    result = home.run("resweep", check=True)
+    assert "quarantined=0" in result.stderr and "scanned=2" in result.stderr, result.stderr
+
+
 def test_a_wrong_video_setting_stops_with_one_line(home):
     config = home.path / "config.toml"
     for text, expected in (
