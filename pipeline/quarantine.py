@@ -18,9 +18,11 @@ from pipeline.config import Config
 from pipeline.errors import PipelineError
 from pipeline.library import unique_target
 from pipeline.moves import LibraryRow, Move, Place, Plan
-from pipeline.signatures import NotAnImage, sign_file
+from pipeline.signatures import NotAnImage, Signature, sign_file
 from pipeline.staging import Staging
 from pipeline.text import shown
+from pipeline.video_formats import sniff_video_file
+from pipeline.video_signatures import NotAVideo, sign_video
 
 log = logging.getLogger("frame-ingest")
 
@@ -70,12 +72,12 @@ def restore(store, config: Config, name: str) -> Path:
     """
     for plan in moves.replay(store, config, Staging(config.staging_dir)):
         if plan.action == "restore" and name in (plan.subject, Path(plan.subject).name) \
-                and plan.add_files:
-            return config.library.pictures / plan.add_files[0].path
+                and plan.moves:
+            return config.library.pictures / plan.moves[0].target.path
     entry = find_entry(store, config, name)
     plan = restore_plan(store, config, entry)
     moves.carry_out(store, config, plan)
-    relative = plan.add_files[0].path
+    relative = plan.moves[0].target.path
     log.info("restored %s to %s; it will not be taken for %s again", entry.name, relative,
              entry.duplicate_of or "a duplicate")
     return config.library.pictures / relative
@@ -101,8 +103,11 @@ def restore_plan(store, config: Config, entry: QuarantineEntry) -> Plan:
     if not source.exists():
         raise PipelineError(f"{source}: the file is no longer in quarantine")
     try:
-        signature = sign_file(source, config.gate.max_pixels)
-    except NotAnImage as exc:
+        if sniff_video_file(source):    # a video: its row comes with the next library scan
+            signature = sign_video(source, config.gate.max_pixels)
+        else:
+            signature = sign_file(source, config.gate.max_pixels)
+    except (NotAnImage, NotAVideo) as exc:
         raise PipelineError(f"{entry.name}: cannot be restored: {exc}") from None
     row = store.decision(entry.decision_id)
     partner = row["matched_sha256"] or _sha256_of(store, row["matched_path"])
@@ -113,7 +118,8 @@ def restore_plan(store, config: Config, entry: QuarantineEntry) -> Plan:
         .relative_to(config.library.pictures).as_posix()
     return Plan("restore", entry.name,
                 moves=(Move(Place("quarantine", entry.name), Place("pictures", relative)),),
-                add_files=(LibraryRow(relative, signature),),
+                add_files=(LibraryRow(relative, signature),)
+                if isinstance(signature, Signature) else (),
                 overrides=((signature.sha256, partner),) if partner and not removal else (),
                 restored=(entry.decision_id,), forget_removed=(partner,) if removal else ())
 

@@ -10,7 +10,9 @@ import shutil
 import sqlite3
 import subprocess
 
+import pillow_heif
 import pytest
+from PIL import Image
 
 from pipeline.live_photos import still_identifier
 from tests import images, videos
@@ -41,6 +43,12 @@ def test_the_parts_carry_the_id_where_apple_writes_it(pair):
     assert f"[Apple]         MediaGroupUUID                  : {IDENTIFIER}" in keys
     assert f"[XMP-apple-fi]  ContentIdentifier               : {IDENTIFIER}" in keys
     assert still_identifier(still) == still_identifier(exported) == IDENTIFIER
+    heic = still.parent / "IMG_0001.HEIC"      # what an iPhone sends: HEIC, same maker note
+    exif = Image.Exif()
+    exif.get_ifd(0x8769)[0x927C] = videos.apple_maker_note(IDENTIFIER)
+    pillow_heif.register_heif_opener()
+    images.photo(2).resize((320, 240)).save(heic, "HEIF", exif=exif.tobytes())
+    assert still_identifier(heic) == IDENTIFIER
     plain = still.parent / "plain.jpg"
     plain.write_bytes(images.jpeg(images.photo(1)))
     assert still_identifier(plain) == ""

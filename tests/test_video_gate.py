@@ -8,10 +8,12 @@ in its pixels; and a different clip of the same scene (the same pan, 3 s later).
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import time
 
 import pytest
+from PIL import Image
 
 from tests import videos
 
@@ -60,6 +62,16 @@ def test_copies_of_a_clip_are_quarantined_and_a_later_clip_is_kept(home, clips):
         assert verdict == "quarantined" and "duplicate of original.mp4 (similar" in reason
     assert sorted(path.rsplit("/", 1)[1] for path in home.files(home.quarantine)) == \
         ["tagged.mov", "turned.mp4", "worse.mp4"]
+    # the review page shows each by its poster frame and duration, beside original.mp4
+    output = home.path / "review"
+    home.run("review", "--output", str(output), check=True)
+    page = (output / "index.html").read_text()
+    assert page.count("(video, 2.0 s)</figcaption>") == 6
+    thumbs = set(re.findall(r'src="(thumbs/[0-9a-f]+\.jpg)"', page))
+    assert len(thumbs) == 4
+    for thumb in thumbs:
+        with Image.open(output / thumb) as image:
+            assert image.format == "JPEG" and max(image.size) == 160
 
 
 def test_an_exact_copy_and_the_better_copy(home, clips):
@@ -92,3 +104,28 @@ def test_the_resweep_counts_videos_and_quarantines_copies_around_the_best(home, 
 def images_jpeg() -> bytes:
     from tests import mails
     return mails.picture(5)
+
+
+def test_a_quarantined_video_is_restored_and_never_taken_for_that_copy_again(home, clips):
+    drop_file(home, "original.mp4", clips["original.mp4"])
+    drop_file(home, "worse.mp4", clips["worse.mp4"])
+    home.run("run", check=True)
+    restored = home.run("quarantine", "restore", "worse.mp4", check=True)
+    assert "Traceback" not in restored.stderr
+    assert home.files(home.pictures) == ["original.mp4", "worse.mp4"]
+    result = home.run("resweep", check=True)
+    assert "quarantined=0" in result.stderr and "scanned=2" in result.stderr, result.stderr
+
+
+def test_a_wrong_video_setting_stops_with_one_line(home):
+    config = home.path / "config.toml"
+    for text, expected in (
+            ('live_photos = "motion"', '[video] live_photos: expected one of "still", '
+                                       '"both", "video", got "motion"'),
+            ('formats = [".mp4", ".gif"]', "[video] formats: '.gif' is not a video "
+                                           "container frame-ingest reads")):
+        config.write_text(f"[video]\n{text}\n")
+        result = home.run("--config", str(config), "run")
+        assert result.returncode == 2 and "Traceback" not in result.stderr
+        line, = result.stderr.strip().splitlines()
+        assert line.startswith(f"error: {config}: ") and expected in line, line
