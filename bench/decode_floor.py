@@ -13,7 +13,7 @@ Two ways to measure it:
 * as a whole process, measured the way the product's cold resweep is (``--process``,
   ``decode_floor_process``): a fresh interpreter that imports Pillow (and pillow-heif on
   the first HEIC), walks the folder, starts a cold pool of the product's kind
-  (forkserver, one worker per core), decodes every file once exactly as the product's
+  (pipeline/catalog.py: forked on Linux, one worker per core), decodes every file once exactly as the product's
   signing does (``draft("RGB", (128, 128))`` for JPEG, so libjpeg picks the same DCT
   scale; other formats in full) and exits; the wall time is taken by the parent from
   start to exit. That is the floor for a whole ``frame-ingest resweep``: anything the
@@ -78,7 +78,8 @@ def _process_main(folder: str, workers: int) -> None:
     """The body of the ``--process`` floor (runs in the fresh interpreter)."""
     paths = _walk(folder)
     cpu = 0.0
-    with mp.get_context("forkserver").Pool(workers) as pool:
+    method = "fork" if sys.platform.startswith("linux") else "spawn"  # as pipeline/catalog.py
+    with mp.get_context(method).Pool(workers) as pool:
         for seconds in pool.imap_unordered(decode_like_product, paths, chunksize=4):
             cpu += seconds
     print(f"FLOOR {len(paths)} {cpu:.4f}")
@@ -86,17 +87,24 @@ def _process_main(folder: str, workers: int) -> None:
 
 def decode_floor_process(folder: str | os.PathLike, workers: int | None = None) -> dict:
     """Wall seconds of a whole fresh process that decodes every image under ``folder``
-    once on a cold pool (see the module docstring): {"seconds", "cpu_seconds", "files"}."""
+    once on a cold pool (see the module docstring): {"seconds", "cpu_seconds" (decoding,
+    summed over the workers), "process_cpu" (user + system CPU of the whole process tree:
+    interpreter start, imports, pool, decoding), "files"}."""
+    import resource  # noqa: PLC0415
     import subprocess  # noqa: PLC0415
 
     workers = workers or os.cpu_count() or 1
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     result = subprocess.run([sys.executable, str(Path(__file__).resolve()), str(folder),
                              "--workers", str(workers), "--process-child"],
                             capture_output=True, text=True, check=True)
     wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     _, files, cpu = result.stdout.split()
-    return {"seconds": wall, "cpu_seconds": float(cpu), "files": float(files)}
+    return {"seconds": wall, "cpu_seconds": float(cpu), "files": float(files),
+            "process_cpu": (after.ru_utime - before.ru_utime) +
+            (after.ru_stime - before.ru_stime)}
 
 
 def _noop(_: int) -> None:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from pipeline.formats import SUFFIXES
-from pipeline.signatures import NotAnImage, Signature, sign_file
+from pipeline.signatures import NotAnImage, Signature, sign_bytes, sign_file
 
 log = logging.getLogger("frame-ingest")
 
@@ -29,6 +29,7 @@ IMAGE_SUFFIXES = SUFFIXES      # the formats the gate files (pipeline/formats.py
 BATCH = 200
 POOL_THRESHOLD = 16     # fewer files than this are signed in-process
 WINDOW_PER_WORKER = 64  # jobs in flight per worker: bounds the results held in memory
+WHOLE_READ = 32 * 1024 * 1024  # files up to this size are read whole, then signed
 
 
 @dataclass
@@ -78,13 +79,29 @@ def _excluded(relative: str, patterns) -> bool:
 
 
 def sign_library_file(job: tuple[str, str, int, int, int]):
-    """Worker: (pictures, relative path, size, mtime_ns, max_pixels) -> (file, sig, error)."""
+    """Worker: (pictures, relative path, size, mtime_ns, max_pixels) -> (file, sig, error).
+
+    A file up to WHOLE_READ bytes (every photo; a 12 MP phone JPEG is 3-5 MB) is read in
+    one call and signed from memory: one C-level SHA-256 and a decoder reading from a
+    buffer cost 0.5 ms less per photo than streaming it through ``sign_file``'s hashing
+    reader (measured, docs/performance.md), for the same signature. Larger files are
+    streamed, so a worker never holds more than that."""
     pictures, relative, size, mtime_ns, max_pixels = job
+    item = LibraryFile(relative, size, mtime_ns)
+    path = Path(pictures) / relative
     try:
-        return LibraryFile(relative, size, mtime_ns), \
-            sign_file(Path(pictures) / relative, max_pixels), ""
+        if size > WHOLE_READ:
+            return item, sign_file(path, max_pixels), ""
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read(WHOLE_READ + 1)
+        except OSError as exc:
+            raise NotAnImage(f"cannot read file: {exc.strerror or exc}") from exc
+        if len(data) > WHOLE_READ:  # it grew since the walk
+            return item, sign_file(path, max_pixels), ""
+        return item, sign_bytes(data, max_pixels), ""
     except NotAnImage as exc:
-        return LibraryFile(relative, size, mtime_ns), None, str(exc)
+        return item, None, str(exc)
 
 
 def signed_files(jobs: list, workers: int) -> Iterator[tuple[LibraryFile, Signature | None, str]]:
