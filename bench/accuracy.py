@@ -134,23 +134,17 @@ def report(work: Path, corpus: Path, signed_state: Path, baseline, write_config,
     return "\n".join(lines)
 
 
-def class_table(scores: dict, columns: list[str]) -> list[str]:
-    """Recall per kind and class of original (photo / odd size / flat) for each method."""
-    classes = [cls for cls in ("photo", "odd", "flat")
-               if any(key[0] == cls for key in scores[columns[0]]["per_class_kind"])]
+def class_table(scores: dict, columns: list[str], method: str = "similar") -> list[str]:
+    """Recall per kind and class of original (photo / odd size / flat) of ``method``."""
+    found = scores[method]["per_class_kind"]
+    classes = [cls for cls in ("photo", "odd", "flat") if any(key[0] == cls for key in found)]
     if classes == ["photo"]:
         return []
-    lines = ["", "recall per kind and class of original: " + ", ".join(
-        f"{column}" for column in columns) + " (found/copies per class)"]
-    lines.append(f"{'kind':<20}" + "".join(f"{cls:>{12 * len(columns) // 1}}"
-                                           for cls in classes))
+    lines = ["", f"recall per kind and class of original, {method} (the default method)",
+             f"{'kind':<20}" + "".join(f"{cls:>10}" for cls in classes)]
     for kind in DUP_KINDS:
-        cells = []
-        for cls in classes:
-            found = [scores[c]["per_class_kind"].get((cls, kind)) for c in columns]
-            cells.append(" ".join(f"{a}/{b}" if (a, b) else "-" for a, b in
-                                  [cell or (0, 0) for cell in found]))
-        if any(scores[columns[0]]["per_class_kind"].get((cls, kind)) for cls in classes):
-            lines.append(f"{kind:<20}" + "".join(f"{cell:>{12 * len(columns)}}"
-                                                 for cell in cells))
+        cells = [found.get((cls, kind)) for cls in classes]
+        if any(cells):
+            lines.append(f"{kind:<20}" + "".join(
+                f"{f'{cell[0]}/{cell[1]}' if cell else '-':>10}" for cell in cells))
     return lines
