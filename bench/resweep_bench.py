@@ -136,7 +136,7 @@ def bench_signatures(count: int) -> None:
         started = time.monotonic()
         library = SignatureIndex.from_store(store)
         loaded = time.monotonic() - started
-        groups = find_groups(store, library, settings, 7)
+        groups = find_groups(store, library, settings)
         seconds = time.monotonic() - started
         traced = tracemalloc.get_traced_memory()[1] / 1048576
     print(f"find_groups over {count}: {seconds:.1f} s (load {loaded:.1f} s), {len(groups)} "

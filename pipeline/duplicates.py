@@ -26,10 +26,10 @@ class Group:
     members: list[tuple[int, str, float]] = field(default_factory=list)
 
 
-def find_groups(store, library: SignatureIndex, settings: DedupeConfig, hash_bound: int,
+def find_groups(store, library: SignatureIndex, settings: DedupeConfig,
                 overrides: set[tuple[str, str]] = frozenset()) -> list[Group]:
     """Every duplicate group in ``library``, each around its kept file, in keep order."""
-    edges = library_pairs(library, store, settings, hash_bound)
+    edges = library_pairs(library, store, settings)
     return group_around_keepers(library, edges, settings.keep, overrides)
 
 

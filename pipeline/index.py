@@ -26,11 +26,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.signatures import THUMB, Signature, phash_many
+from pipeline.signatures import GRID, THUMB, Signature, grids_from_bytes
 
 _GROW = 1024
-CHUNK_BITS = 16
-THUMB_BATCH = 500           # thumbnails hashed at once (the DCT works in float64: 4 MB)
 
 
 class SignatureIndex:
@@ -42,6 +40,8 @@ class SignatureIndex:
         self.ids = np.zeros(_GROW, dtype=np.int64)
         self.hashes = np.zeros(_GROW, dtype=np.uint64)
         self.means = np.zeros((_GROW, 3), dtype=np.float32)
+        self.grids = np.zeros((_GROW, GRID, GRID), dtype=np.float32)
+        self.keys = np.zeros((_GROW, KEY_PLACES), dtype=np.float32)  # see ``search_keys``
         self.sizes = np.zeros((_GROW, 2), dtype=np.int64)   # width, height
         self.file_bytes = np.zeros(_GROW, dtype=np.int64)
         self.mtime_ns = np.zeros(_GROW, dtype=np.int64)
@@ -57,7 +57,8 @@ class SignatureIndex:
     def from_store(cls, store) -> "SignatureIndex":
         """Load every decodable library row in one query, straight into the arrays."""
         rows = store.query("SELECT id, path, sha256, phash, mean_r, mean_g, mean_b, width, "
-                           "height, size, mtime_ns FROM files WHERE error IS NULL ORDER BY id")
+                           "height, size, mtime_ns, grid FROM files WHERE error IS NULL "
+                           "ORDER BY id")
         index = cls()
         index._reserve(len(rows))
         count = len(rows)
@@ -69,6 +70,8 @@ class SignatureIndex:
             index.sizes[:count] = np.column_stack(columns[7:9])
             index.file_bytes[:count] = columns[9]
             index.mtime_ns[:count] = columns[10]
+            index.grids[:count] = grids_from_bytes(columns[11])
+            index.keys[:count] = search_keys(index.means[:count], index.grids[:count])
             index.live[:count] = True
             index.paths = list(columns[1])
             index.sha256 = list(columns[2])
@@ -92,7 +95,8 @@ class SignatureIndex:
                 self._by_sha256.setdefault(self.sha256[position], set()).add(position)
         return self._by_sha256
 
-    _ARRAYS = ("ids", "hashes", "means", "sizes", "file_bytes", "mtime_ns", "live")
+    _ARRAYS = ("ids", "hashes", "means", "grids", "keys", "sizes", "file_bytes", "mtime_ns",
+               "live")
 
     def _reserve(self, extra: int) -> None:
         needed = self.count + extra
@@ -113,6 +117,9 @@ class SignatureIndex:
         self.ids[position] = file_id
         self.hashes[position] = signature.phash
         self.means[position] = signature.mean
+        self.grids[position] = grids_from_bytes([signature.grid])[0]
+        self.keys[position] = search_keys(self.means[position:position + 1],
+                                          self.grids[position:position + 1])[0]
         self.sizes[position] = (signature.width, signature.height)
         self.file_bytes[position] = signature.size
         self.mtime_ns[position] = mtime_ns
@@ -143,18 +150,6 @@ class SignatureIndex:
         data = b"".join(by_id[file_id] for file_id in ids)
         return np.frombuffer(data, dtype=np.uint8).reshape(len(ids), THUMB, THUMB)
 
-    def turned_hashes(self, store) -> np.ndarray:
-        """(count, 4) hashes of each thumbnail turned 0/90/180/270 degrees counter-clockwise
-        (the stored hash, then three more from the stored thumbnail), in batches."""
-        turned = np.zeros((self.count, 4), dtype=np.uint64)
-        turned[:, 0] = self.hashes[:self.count]
-        for start in range(0, self.count, THUMB_BATCH):
-            positions = np.arange(start, min(start + THUMB_BATCH, self.count))
-            thumbs = self.thumbs(store, positions)
-            for quarter in (1, 2, 3):
-                turned[positions, quarter] = phash_many(np.rot90(thumbs, quarter, axes=(1, 2)))
-        return turned
-
     # --- one query against every row (the gate) --------------------------------------
 
     def exact(self, sha256: str) -> list[int]:
@@ -168,18 +163,12 @@ class SignatureIndex:
         hits = np.all(difference < threshold, axis=1) & self.live[:self.count]
         return np.flatnonzero(hits)
 
-    def hash_candidates(self, hashes, max_distance: int) -> list[tuple[int, int, int]]:
-        """(position, rotation index, Hamming distance) of every live hash within
-        ``max_distance`` of any of ``hashes`` (the query's four rotations), by rotation,
-        then position."""
-        stored = self.hashes[:self.count]
-        live = self.live[:self.count]
-        found = []
-        for rotation, query in enumerate(hashes):
-            distances = np.bitwise_count(stored ^ np.uint64(query))
-            for position in np.flatnonzero((distances <= max_distance) & live):
-                found.append((int(position), rotation, int(distances[position])))
-        return found
+    def key_neighbours(self, key, reach) -> np.ndarray:
+        """Live positions whose ``search_keys`` are within ``reach`` of ``key`` in every
+        place (``reach``: one figure per place)."""
+        gaps = np.abs(self.keys[:self.count] - np.asarray(key, dtype=np.float32))
+        return np.flatnonzero(np.all(gaps <= np.asarray(reach, np.float32), axis=1) &
+                              self.live[:self.count])
 
     # --- every row against every other (the resweep) ---------------------------------
 
@@ -213,31 +202,66 @@ class SignatureIndex:
         keep = self.live[first] & self.live[second]
         return first[keep], second[keep]
 
-    def hash_pairs(self, turned: np.ndarray, bound: int):
-        """(first, second, turn): every pair of different live rows with
-        Hamming(turned[first, turn], hash[second]) <= bound, by multi-index hashing."""
-        stored = self.hashes[:self.count]
-        radius = bound // (64 // CHUNK_BITS)
-        masks = np.array([mask for mask in range(1 << CHUNK_BITS)
-                          if mask.bit_count() <= radius], dtype=np.int64)
-        found = []
-        for chunk in range(64 // CHUNK_BITS):
-            shift, low = np.uint64(chunk * CHUNK_BITS), np.uint64((1 << CHUNK_BITS) - 1)
-            keys = ((stored >> shift) & low).astype(np.int64)
-            order = np.argsort(keys, kind="stable")
-            # where each 16-bit value's run starts in the sorted order: a lookup is then two
-            # array reads instead of two binary searches (searchsorted was 80% of a warm
-            # resweep of 100,000 files, docs/performance.md)
-            bucket_starts = np.zeros((1 << CHUNK_BITS) + 1, dtype=np.int64)
-            np.cumsum(np.bincount(keys, minlength=1 << CHUNK_BITS), out=bucket_starts[1:])
-            for quarter in range(4):
-                query = ((turned[:, quarter] >> shift) & low).astype(np.int64)
-                for mask in masks:
-                    found.append(_lookup(bucket_starts, order, query ^ mask, turned[:, quarter],
-                                         stored, bound, quarter))
-        first, second, turn = _unique_triples(found, self.count)
-        keep = self.live[first] & self.live[second]
-        return first[keep], second[keep], turn[keep]
+    def key_pairs(self, reach) -> tuple[np.ndarray, np.ndarray]:
+        """(first, second), first < second: every pair of live rows ``key_neighbours``
+        would give, without comparing every row with every other. Each row is filed under
+        its first BUCKET_PLACES key places cut into cells twice the reach wide: a row
+        within reach lies, in each place, in the same cell or the neighbour on the near
+        side, so each row looks up at most 2^4 = 16 cells (multi-probe); the pairs found
+        are then checked in every place. Cost: a sort, 16 binary searches per row and the
+        pairs sharing a cell (bench/low_detail_candidates.py measures it at 100,000)."""
+        live = np.flatnonzero(self.live[:self.count])
+        values = self.keys[live].astype(np.float64)
+        reach = np.asarray(reach, dtype=np.float64)
+        near = np.maximum(reach[:BUCKET_PLACES], 0.5)   # cells of at least one level
+        width = 2.0 * near
+        radix = (256.0 // width).astype(np.int64) + 4
+        weights = np.concatenate(([1], np.cumprod(radix[:-1]))).astype(np.int64)
+        bucketed = values[:, :BUCKET_PLACES]
+        codes = ((np.floor(bucketed / width).astype(np.int64) + 1) * weights).sum(axis=1)
+        order = np.argsort(codes, kind="stable")
+        sorted_codes = codes[order]
+        lower = np.floor((bucketed - near) / width).astype(np.int64) + 1
+        upper = np.floor((bucketed + near) / width).astype(np.int64) + 1
+        firsts, seconds = [], []
+        for probe in range(1 << BUCKET_PLACES):
+            upward = np.array([(probe >> place) & 1 for place in range(BUCKET_PLACES)], bool)
+            # a place where both sides fall in one cell is probed once, not twice
+            queries = np.flatnonzero(np.all(~upward | (upper != lower), axis=1))
+            cells = (np.where(upward, upper, lower)[queries] * weights).sum(axis=1)
+            start = np.searchsorted(sorted_codes, cells, side="left")
+            counts = np.searchsorted(sorted_codes, cells, side="right") - start
+            for block in range(0, len(queries), PROBE_BLOCK):   # bounded work arrays
+                part = slice(block, block + PROBE_BLOCK)
+                first = np.repeat(queries[part], counts[part])
+                second = order[np.repeat(start[part], counts[part]) + _offsets(counts[part])]
+                keep = first < second
+                first, second = first[keep], second[keep]
+                close = np.all(np.abs(values[first] - values[second]) <= reach, axis=1)
+                firsts.append(live[first[close]])
+                seconds.append(live[second[close]])
+        return np.concatenate(firsts), np.concatenate(seconds)
+
+
+KEY_PLACES = 8      # band means (3), brightness (1), sorted quadrant means (4)
+BUCKET_PLACES = 4   # the places the whole-library search files rows under
+PROBE_BLOCK = 20000  # query rows expanded at once
+
+
+def search_keys(means: np.ndarray, grids: np.ndarray) -> np.ndarray:
+    """(n, 8) figures that a dihedral turn leaves unchanged, each bounded by one limit of
+    the confirm step (0..255): the three band means (``mean_delta``), the brightness of
+    the thumbnail (the grid's mean: ``luma_delta``), and the four quadrant means of the
+    coarse grid, sorted. A turn only permutes the quadrants; if two grids (one turned)
+    differ by at most ``b`` root-mean-square, each quadrant differs by at most ``2 b`` (a
+    quadrant is the mean of 4 of the 16 cells), and so does each place of the sorted
+    quadrants (sorting never widens the largest gap)."""
+    grids = np.asarray(grids, np.float32)
+    half = GRID // 2
+    quadrants = grids.reshape(-1, 2, half, 2, half).mean(axis=(2, 4)).reshape(-1, 4)
+    return np.column_stack([np.asarray(means, np.float32).reshape(-1, 3),
+                            grids.reshape(len(grids), -1).mean(axis=1),
+                            np.sort(quadrants, axis=1)]).astype(np.float32)
 
 
 def _offsets(counts: np.ndarray) -> np.ndarray:
@@ -245,24 +269,3 @@ def _offsets(counts: np.ndarray) -> np.ndarray:
     total = int(counts.sum())
     starts = np.cumsum(counts) - counts
     return np.arange(total, dtype=np.int64) - np.repeat(starts, counts)
-
-
-def _lookup(bucket_starts, order, query, full_query, stored, bound, quarter):
-    start = bucket_starts[query]
-    counts = bucket_starts[query + 1] - start
-    first = np.repeat(np.arange(len(query)), counts)
-    second = order[np.repeat(start, counts) + _offsets(counts)]
-    close = np.bitwise_count(full_query[first] ^ stored[second]) <= bound
-    keep = close & (first != second)
-    return first[keep], second[keep], np.full(int(keep.sum()), quarter)
-
-
-def _unique_triples(found, count: int):
-    if not found:
-        empty = np.zeros(0, dtype=np.int64)
-        return empty, empty, empty
-    first = np.concatenate([item[0] for item in found]).astype(np.int64)
-    second = np.concatenate([item[1] for item in found]).astype(np.int64)
-    turn = np.concatenate([item[2] for item in found]).astype(np.int64)
-    keys = np.unique((first * count + second) * 4 + turn)
-    return keys // 4 // count, keys // 4 % count, keys % 4

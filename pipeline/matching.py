@@ -32,15 +32,14 @@ when it forms groups.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
 from pipeline.config import DedupeConfig
-from pipeline.index import SignatureIndex
-from pipeline.signatures import Signature, phash, rotations
+from pipeline.index import SignatureIndex, search_keys
+from pipeline.signatures import THUMB, TURNS, Signature, coarse, grids_from_bytes, turn
 
 ASPECT_TOLERANCE = 0.03
 CONFIRM_BATCH = 2048        # candidate pairs confirmed at once (about 10 MB of work arrays)
@@ -85,19 +84,15 @@ class Newcomer:
         self.sha256 = [signature.sha256]
         self.means = np.asarray([signature.mean], dtype=np.float32)
         self.sizes = np.asarray([[signature.width, signature.height]], dtype=np.int64)
+        self.grids = grids_from_bytes([signature.grid])
 
     def thumbs(self, positions) -> np.ndarray:
         return np.repeat(self.signature.thumb_array()[None], len(positions), axis=0)
 
-    def turned_hashes(self) -> np.ndarray:
-        """(1, 4): the hash of the thumbnail turned 0, 90, 180 and 270 degrees."""
-        return np.asarray([[phash(thumb) for _, thumb in
-                            rotations(self.signature.thumb_array())]], dtype=np.uint64)
-
 
 class WholeLibrary:
     """The queries of the resweep: every row of the index, against the index itself (so a
-    pair is two different rows, and both orders may come up)."""
+    pair is two different rows)."""
     whole_library = True
 
     def __init__(self, index: SignatureIndex, store):
@@ -105,12 +100,10 @@ class WholeLibrary:
         self.sha256 = index.sha256
         self.means = index.means
         self.sizes = index.sizes
+        self.grids = index.grids
 
     def thumbs(self, positions) -> np.ndarray:
         return self.index.thumbs(self.store, positions)
-
-    def turned_hashes(self) -> np.ndarray:
-        return self.index.turned_hashes(self.store)
 
 
 class Method(Protocol):
@@ -158,38 +151,101 @@ class Similar:
     exact_first = True
 
     def candidates(self, queries, index, settings) -> Pairs:
-        turned = queries.turned_hashes()
+        """Every pair the confirm step could accept, in every turn it could accept it in,
+        and no pair it could not: the confirm's own limits applied to the coarse grids
+        (block means of the thumbnails: a difference of block means is never larger than
+        the pixel difference it averages). First a superset from the index (figures no
+        turn changes, ``search_keys``), then the exact test per pair and turn
+        (``plausible_turns``)."""
+        reach = search_reach(settings)
         if queries.whole_library:
-            return Pairs.of(*index.hash_pairs(turned, settings.hash_distance))
-        found = index.hash_candidates(turned[0].tolist(), settings.hash_distance)
-        return Pairs.of(np.zeros(len(found)), [position for position, _, _ in found],
-                        [rotation for _, rotation, _ in found])
+            first, second = index.key_pairs(reach)
+        else:
+            key = search_keys(queries.means, queries.grids)[0]
+            second = index.key_neighbours(key, reach)
+            first = np.zeros(len(second), dtype=np.int64)
+        return plausible_turns(queries, index, Pairs.of(first, second), settings)
 
     def confirm(self, queries, index, store, pairs, settings) -> np.ndarray:
         distance = np.full(len(pairs), np.inf)
-        # the cheap half first (aspect, band means): most candidates end here, before any
-        # thumbnail is read from the store
-        plausible = np.flatnonzero(
-            _same_aspect(queries.sizes[pairs.first], index.sizes[pairs.second], pairs.turn) &
-            np.all(_mean_gap(queries.means[pairs.first], index.means[pairs.second]) / 255.0
-                   <= settings.mean_delta, axis=1))
-        if len(plausible) == 0:
+        if len(pairs) == 0:
             return distance
-        pairs = pairs.take(plausible)
         first = queries.thumbs(pairs.first)
         second = index.thumbs(store, pairs.second)
-        for quarter in range(4):
-            chosen = np.flatnonzero(pairs.turn == quarter)
-            if len(chosen) == 0:
-                continue
-            turned = np.rot90(first[chosen], quarter, axes=(1, 2)).astype(np.float32)
-            other = second[chosen].astype(np.float32)
-            difference = turned - other
-            rms = np.sqrt(np.mean(difference * difference, axis=(1, 2))) / 255.0
-            brightness = np.abs(turned.mean(axis=(1, 2)) - other.mean(axis=(1, 2))) / 255.0
-            confirmed = (rms <= settings.thumb_rms) & (brightness <= settings.luma_delta)
-            distance[plausible[chosen]] = np.where(confirmed, rms, np.inf)
+        sides = compare_sides(queries.sizes[pairs.first], index.sizes[pairs.second])
+        for number in range(TURNS):
+            for side in COMPARE_SIDES:
+                chosen = np.flatnonzero((pairs.turn == number) & (sides == side))
+                if len(chosen) == 0:
+                    continue
+                turned = coarse(turn(first[chosen], number), side)
+                other = coarse(second[chosen], side)
+                difference = turned - other
+                rms = np.sqrt(np.mean(difference * difference, axis=(1, 2))) / 255.0
+                brightness = np.abs(turned.mean(axis=(1, 2)) - other.mean(axis=(1, 2))) / 255.0
+                confirmed = ((rms <= thumb_limit(side, settings)) &
+                             (brightness <= settings.luma_delta))
+                distance[chosen] = np.where(confirmed, rms, np.inf)
         return distance
+
+
+# The thumbnails are compared at the resolution the SMALLER copy really has: a copy with
+# fewer than COMPARE_SIDES[side] pixels on its short side is compared on block means of
+# the thumbnails (16 x 16 or 8 x 8), where its own resampling (Lanczos, bilinear: wider
+# than an area average) no longer shows, with the limit measured at that side
+# (docs/dedupe.md, bench/small_copies.py).
+COMPARE_SIDES = (32, 16, 8)
+SHORT_SIDE_FOR = {32: 160, 16: 80}      # the least short side (pixels) compared at 32, 16
+SMALL_LIMITS = {16: 0.0035, 8: 0.0035}  # thumbnail RMS limits at 16 and 8 (32: thumb_rms)
+
+
+def compare_sides(first_sizes, second_sizes) -> np.ndarray:
+    """The side (32, 16 or 8) each pair's thumbnails are compared at: set by the smaller
+    copy's short side."""
+    short = np.minimum(np.asarray(first_sizes).reshape(-1, 2).min(axis=1),
+                       np.asarray(second_sizes).reshape(-1, 2).min(axis=1))
+    return np.where(short >= SHORT_SIDE_FOR[32], 32,
+                    np.where(short >= SHORT_SIDE_FOR[16], 16, 8))
+
+
+def thumb_limit(side: int, settings: DedupeConfig) -> float:
+    return settings.thumb_rms if side == THUMB else min(settings.thumb_rms, SMALL_LIMITS[side])
+
+
+def search_reach(settings: DedupeConfig) -> np.ndarray:
+    """How far apart (0..255) each place of ``search_keys`` may be in a pair the confirm
+    step can accept (a hair wider: float32 rounding)."""
+    widest = max(thumb_limit(side, settings) for side in COMPARE_SIDES)
+    return np.array([settings.mean_delta] * 3 + [settings.luma_delta] + [2 * widest] * 4
+                    ) * 255.0 + 1e-3
+
+
+def plausible_turns(queries, index: SignatureIndex, pairs: Pairs, settings) -> Pairs:
+    """Each candidate pair once per dihedral turn (0..7) of the query in which the cheap
+    part of the confirm holds: the same aspect ratio (sides swapped by an odd turn), every
+    band mean within ``mean_delta``, the same brightness (``luma_delta``) and the coarse
+    grids within the thumbnail limit of the pair's compare side. Every one of these is
+    implied by the confirm step, so no pair it would accept is dropped here."""
+    if len(pairs) == 0:
+        return Pairs.of([], [], [])
+    first_sizes, second_sizes = queries.sizes[pairs.first], index.sizes[pairs.second]
+    cheap = np.all(_mean_gap(queries.means[pairs.first], index.means[pairs.second]) / 255.0
+                   <= settings.mean_delta, axis=1)
+    first_grids, second_grids = queries.grids[pairs.first], index.grids[pairs.second]
+    cheap &= (np.abs(first_grids.mean(axis=(1, 2)) - second_grids.mean(axis=(1, 2))) / 255.0
+              <= settings.luma_delta + 1e-6)
+    limits = np.array([thumb_limit(int(side), settings) for side in
+                       compare_sides(first_sizes, second_sizes)]) * 255.0 + 1e-3
+    chosen, turns = [], []
+    for number in range(TURNS):
+        difference = turn(first_grids, number) - second_grids
+        rms = np.sqrt(np.mean(difference * difference, axis=(1, 2)))
+        hits = np.flatnonzero(cheap & (rms <= limits) &
+                              _same_aspect(first_sizes, second_sizes, number))
+        chosen.append(hits)
+        turns.append(np.full(len(hits), number))
+    chosen, turns = np.concatenate(chosen), np.concatenate(turns)
+    return Pairs(pairs.first[chosen], pairs.second[chosen], turns.astype(np.int64))
 
 
 EXACT, RMS, SIMILAR = Exact(), Rms(), Similar()
@@ -223,15 +279,12 @@ def best_match(signature: Signature, index: SignatureIndex, store, settings: Ded
     return None
 
 
-def library_pairs(index: SignatureIndex, store, settings: DedupeConfig,
-                  hash_bound: int) -> list[tuple[int, int, str, float]]:
+def library_pairs(index: SignatureIndex, store,
+                  settings: DedupeConfig) -> list[tuple[int, int, str, float]]:
     """The resweep's question: every matching pair of library files, as (a, b, method,
     distance) with a < b, the closest rotation of each pair; a pair the exact step matched
-    is not matched again. ``hash_bound`` narrows ``hash_distance`` for the whole-library
-    search (``[resweep] hash_distance``)."""
+    is not matched again."""
     library = WholeLibrary(index, store)
-    settings = dataclasses.replace(settings,
-                                   hash_distance=min(settings.hash_distance, hash_bound))
     edges: list[tuple[int, int, str, float]] = []
     matched: set[tuple[int, int]] = set()
     for method in methods_for(settings):

@@ -77,8 +77,7 @@ def resweep(config: Config, store, dry_run: bool = False, progress=None) -> Resw
     report.scanned, report.signed = stats.scanned, stats.signed
     report.unchanged, report.removed = stats.unchanged, stats.removed
     library = SignatureIndex.from_store(store)
-    groups = find_groups(store, library, config.dedupe, config.resweep.hash_distance,
-                         store.all_overrides())
+    groups = find_groups(store, library, config.dedupe, store.all_overrides())
     report.groups = len(groups)
     for group in groups:
         for position, method, distance in group.members:

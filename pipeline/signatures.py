@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from pipeline.formats import FORMATS
 
@@ -82,6 +82,11 @@ class Signature:
     def thumb_array(self) -> np.ndarray:
         return np.frombuffer(self.thumb, dtype=np.uint8).reshape(THUMB, THUMB)
 
+    @property
+    def grid(self) -> bytes:
+        """The coarse grid the candidate search uses (``grid_bytes``)."""
+        return grid_bytes(self.thumb_array())
+
 
 def sign_file(path: Path, max_pixels: int) -> Signature:
     """Read a file once and sign it; raises NotAnImage with the reason when it is not one
@@ -95,16 +100,11 @@ def sign_file(path: Path, max_pixels: int) -> Signature:
             reader = _HashingReader(handle)
             if reader.size == 0:
                 raise NotAnImage("empty file")
-            image, image_format, width, height = decode_reduced(reader, max_pixels)
+            decoded = decode_stored(reader, max_pixels)
             digest = reader.finish()
     except OSError as exc:
         raise NotAnImage(f"cannot read file: {exc.strerror or exc}") from exc
-    mean, rms = band_statistics(image)
-    thumb = make_thumb(image, (width, height))
-    return Signature(
-        sha256=digest, size=reader.size, format=image_format, width=width, height=height,
-        mean=mean, rms=rms, phash=phash(thumb), thumb=thumb.tobytes(),
-    )
+    return _signature(decoded, digest, reader.size)
 
 
 class _HashingReader(io.RawIOBase):
@@ -164,11 +164,20 @@ class _HashingReader(io.RawIOBase):
 def sign_bytes(data: bytes, max_pixels: int) -> Signature:
     """Sign an encoded image held in memory."""
     digest = hashlib.sha256(data).hexdigest()
-    image, image_format, width, height = decode_reduced(data, max_pixels)
-    mean, rms = band_statistics(image)
-    thumb = make_thumb(image, (width, height))
+    return _signature(decode_stored(data, max_pixels), digest, len(data))
+
+
+def _signature(decoded: "Decoded", digest: str, size: int) -> Signature:
+    """The thumbnail is made in the frame the pixels were STORED in (where a reduced
+    decode's partial last block row and column really are last), then turned by the EXIF
+    orientation: the same thumbnail as the upright pixels would give, on every size."""
+    mean, rms = band_statistics(decoded.image)
+    stored_width, stored_height = decoded.stored_size
+    thumb = orient(make_thumb(decoded.image, decoded.stored_size), decoded.orientation)
+    width, height = ((stored_height, stored_width) if decoded.orientation in _SWAPPING
+                     else (stored_width, stored_height))
     return Signature(
-        sha256=digest, size=len(data), format=image_format, width=width, height=height,
+        sha256=digest, size=size, format=decoded.format, width=width, height=height,
         mean=mean, rms=rms, phash=phash(thumb), thumb=thumb.tobytes(),
     )
 
@@ -193,8 +202,25 @@ def band_statistics(image: Image.Image) -> tuple[tuple[float, ...], tuple[float,
     return mean, rms
 
 
-def decode_reduced(data, max_pixels: int) -> tuple[Image.Image, str, int, int]:
-    """Decode at the smallest size that serves; return (RGB image, format, full w, full h).
+@dataclass(frozen=True)
+class Decoded:
+    """A reduced decode as the pixels are stored (EXIF orientation NOT applied yet)."""
+    image: Image.Image              # RGB
+    format: str
+    stored_size: tuple[int, int]    # full-size pixels as stored
+    orientation: int                # EXIF Orientation 1..8 (1 = upright)
+
+
+# EXIF orientation -> the transpose that shows the picture upright (as ImageOps.exif_transpose)
+_UPRIGHT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+            4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
+            6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+            8: Image.Transpose.ROTATE_90}
+_SWAPPING = (5, 6, 7, 8)            # orientations that put the picture on its side
+
+
+def decode_stored(data, max_pixels: int) -> Decoded:
+    """Decode at the smallest size that serves, as stored; raises NotAnImage.
 
     ``data``: the encoded bytes, or a binary file to decode from (``sign_file``)."""
     register_heif()
@@ -212,9 +238,9 @@ def decode_reduced(data, max_pixels: int) -> tuple[Image.Image, str, int, int]:
                 raise NotAnImage(f"decompression bomb: {width}x{height} pixels is more than "
                                  f"the limit of {max_pixels}")
             image.draft("RGB", DRAFT_SIZE)
-            ImageOps.exif_transpose(image, in_place=True)  # no copy when already upright
-            if _orientation_swaps(image, width, height):
-                width, height = height, width
+            orientation = image.getexif().get(0x0112, 1)
+            if orientation not in _UPRIGHT:
+                orientation = 1
             image = to_rgb(image)
     except NotAnImage:
         raise
@@ -225,15 +251,28 @@ def decode_reduced(data, max_pixels: int) -> tuple[Image.Image, str, int, int]:
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError,
             MemoryError, ZeroDivisionError, struct.error) as exc:
         raise NotAnImage(f"corrupt or truncated image: {exc}") from None
-    return image, image_format, width, height
+    return Decoded(image, image_format, (width, height), orientation)
 
 
-def _orientation_swaps(image: Image.Image, width: int, height: int) -> bool:
-    """True when EXIF orientation turned the picture on its side (full-size dims swap)."""
-    reduced_w, reduced_h = image.size
-    if width == height or reduced_w == reduced_h:
-        return False
-    return (reduced_w > reduced_h) != (width > height)
+def decode_reduced(data, max_pixels: int) -> tuple[Image.Image, str, int, int]:
+    """Decode at reduced size and turn upright; return (RGB image, format, full w, full h)
+    with the full size after EXIF orientation (what previews show)."""
+    decoded = decode_stored(data, max_pixels)
+    width, height = decoded.stored_size
+    image = decoded.image
+    if decoded.orientation in _UPRIGHT:
+        image = image.transpose(_UPRIGHT[decoded.orientation])
+    if decoded.orientation in _SWAPPING:
+        width, height = height, width
+    return image, decoded.format, width, height
+
+
+def orient(thumb: np.ndarray, orientation: int) -> np.ndarray:
+    """A stored-frame thumbnail turned upright by EXIF ``orientation`` (exact: the square
+    thumbnail's pixels are only moved)."""
+    if orientation not in _UPRIGHT:
+        return thumb
+    return np.asarray(Image.fromarray(thumb, "L").transpose(_UPRIGHT[orientation]))
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -315,8 +354,7 @@ def phash(thumb: np.ndarray) -> int:
 
 
 def phash_many(thumbs: np.ndarray) -> np.ndarray:
-    """``phash`` of a stack of thumbnails at once (uint64 array): the resweep hashes every
-    stored thumbnail in its three other rotations, in batches of thousands."""
+    """``phash`` of a stack of thumbnails at once (uint64 array)."""
     coefficients = _DCT @ thumbs.astype(np.float64) @ _DCT.T
     low = coefficients[:, :HASH_SIDE, :HASH_SIDE].reshape(len(thumbs), -1)
     median = np.median(low[:, 1:], axis=1, keepdims=True)
@@ -324,10 +362,40 @@ def phash_many(thumbs: np.ndarray) -> np.ndarray:
     return (bits * _BIT_WEIGHTS).sum(axis=1, dtype=np.uint64)
 
 
-def rotations(thumb: np.ndarray) -> list[tuple[int, np.ndarray]]:
-    """The thumbnail turned by 0, 90, 180 and 270 degrees counter-clockwise."""
-    return [(quarter * 90, np.ascontiguousarray(np.rot90(thumb, quarter)))
-            for quarter in range(4)]
+GRID = 4                   # the coarse grid: GRID x GRID block means of the thumbnail
+TURNS = 8                  # the dihedral transforms: 4 rotations, then 4 of the mirror image
+
+
+def turn(thumbs: np.ndarray, number: int) -> np.ndarray:
+    """Dihedral transform ``number`` (0..7) of a square image or a stack of them (last
+    two axes): 0..3 = turned 0/90/180/270 degrees counter-clockwise, 4..7 = mirrored
+    left to right, then turned the same. Odd numbers swap the sides."""
+    if number >= 4:
+        thumbs = thumbs[..., :, ::-1]
+    return np.rot90(thumbs, number % 4, axes=(-2, -1))
+
+
+def coarse(thumbs: np.ndarray, side: int) -> np.ndarray:
+    """Block means (float32) of THUMB x THUMB thumbnails down to ``side`` x ``side``:
+    exact area averaging, so it commutes with every ``turn``."""
+    factor = THUMB // side
+    stack = np.asarray(thumbs, dtype=np.float32).reshape(-1, side, factor, side, factor)
+    return stack.mean(axis=(2, 4), dtype=np.float32).reshape(
+        np.shape(thumbs)[:-2] + (side, side))
+
+
+def grid_bytes(thumb: np.ndarray) -> bytes:
+    """The stored coarse grid: GRID x GRID block SUMS of the uint8 thumbnail as little-
+    endian uint16 (exact; the index divides by the block area)."""
+    factor = THUMB // GRID
+    sums = thumb.astype(np.uint32).reshape(GRID, factor, GRID, factor).sum(axis=(1, 3))
+    return sums.astype("<u2").tobytes()
+
+
+def grids_from_bytes(blobs: list[bytes]) -> np.ndarray:
+    """(n, GRID, GRID) float32 block means from stored ``grid_bytes``."""
+    sums = np.frombuffer(b"".join(blobs), dtype="<u2").reshape(len(blobs), GRID, GRID)
+    return sums.astype(np.float32) / float((THUMB // GRID) ** 2)
 
 
 def to_signed64(value: int) -> int:

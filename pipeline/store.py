@@ -24,10 +24,10 @@ from typing import Iterator
 from pipeline import text
 from pipeline.errors import StoreError, state_dir_unwritable
 from pipeline.items import DecisionRecord
-from pipeline.signatures import Signature, to_signed64
+from pipeline.signatures import Signature, grid_bytes, to_signed64
 
 FILE_COLUMNS = ("path", "size", "mtime_ns", "width", "height", "format", "sha256", "phash",
-                "mean_r", "mean_g", "mean_b", "rms_r", "rms_g", "rms_b", "thumb")
+                "mean_r", "mean_g", "mean_b", "rms_r", "rms_g", "rms_b", "thumb", "grid")
 
 
 def _run_script(connection: sqlite3.Connection, script: str) -> None:
@@ -113,8 +113,29 @@ def _migration_2_one_journal_shape(connection: sqlite3.Connection, state_dir: Pa
                                (json.dumps(plan.to_dict()), created_at))
 
 
+def _migration_8_coarse_grid(connection: sqlite3.Connection, state_dir: Path) -> None:
+    """Issue 12. Each row gets the coarse grid of its thumbnail (``grid``), what the
+    candidate search of ``similar`` looks files up by (computed here from the stored
+    thumbnail: the same bytes the signer writes). JPEG rows with a side that is not a
+    multiple of 8 may have been signed with the old orientation bug (a reduced decode's
+    partial block row turned away from the end): their mtime is reset so that the next
+    resweep signs them again (a one-off cost for those files only)."""
+    import numpy as np
+
+    from pipeline.signatures import THUMB
+
+    connection.execute("ALTER TABLE files ADD COLUMN grid BLOB")
+    rows = connection.execute("SELECT id, thumb FROM files WHERE thumb IS NOT NULL").fetchall()
+    connection.executemany("UPDATE files SET grid = ? WHERE id = ?", [
+        (grid_bytes(np.frombuffer(thumb, dtype=np.uint8).reshape(THUMB, THUMB)), file_id)
+        for file_id, thumb in rows])
+    connection.execute("UPDATE files SET mtime_ns = -1 WHERE format = 'JPEG' AND "
+                       "(width % 8 != 0 OR height % 8 != 0)")
+
+
 MIGRATIONS = [(1, "initial", _migration_1_initial),
-              (2, "one journal shape", _migration_2_one_journal_shape)]
+              (2, "one journal shape", _migration_2_one_journal_shape),
+              (8, "coarse grid", _migration_8_coarse_grid)]
 
 
 def now_iso() -> str:
@@ -215,11 +236,11 @@ class Store:
     def put_file(self, tx: sqlite3.Connection, path: str, size: int, mtime_ns: int,
                  signature: Signature | None, error: str = "") -> None:
         """Insert or replace the row of one library file (error set when undecodable)."""
-        values: tuple = (path, size, mtime_ns) + (None,) * 12
+        values: tuple = (path, size, mtime_ns) + (None,) * 13
         if signature is not None:
             values = (path, size, mtime_ns, signature.width, signature.height,
                       signature.format, signature.sha256, to_signed64(signature.phash),
-                      *signature.mean, *signature.rms, signature.thumb)
+                      *signature.mean, *signature.rms, signature.thumb, signature.grid)
         tx.execute(f"INSERT OR REPLACE INTO files ({', '.join(FILE_COLUMNS)}, error, signed_at)"
                    f" VALUES ({', '.join('?' * len(FILE_COLUMNS))}, ?, ?)",
                    values + (error or None, now_iso()))

@@ -12,9 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline.index import SignatureIndex
 from pipeline.locking import instance_lock
-from pipeline.signatures import Signature, phash, phash_many
+from pipeline.signatures import phash, phash_many
 from pipeline.store import Store
 from tests import images
 
@@ -174,25 +173,6 @@ def test_an_interrupted_quarantine_move_is_finished_by_the_next_run(home, copies
     home.run("gate", check=True)  # any run replays the journal first
     assert home.files(home.pictures) == ["original.jpg"]
     assert [entry["duplicate_of"] for entry in quarantine_list(home)] == ["original.jpg"]
-
-
-def test_hash_index_finds_exactly_the_pairs_a_brute_force_finds():
-    rng = np.random.default_rng(5)
-    hashes = rng.integers(0, 2**63, 3000, dtype=np.uint64) * np.uint64(2)
-    for number in range(0, 600, 2):  # plant near pairs at distances 0..9
-        flips = rng.choice(64, size=number % 10, replace=False)
-        hashes[number + 1] = hashes[number] ^ np.uint64(sum(1 << int(bit) for bit in flips))
-    index = SignatureIndex()
-    for number, value in enumerate(hashes.tolist()):
-        index.add(number, f"{number}.jpg", Signature(f"{number:064x}", 1, "JPEG", 1200, 800,
-                                                     (0.0,) * 3, (0.0,) * 3, value, b""))
-    turned = np.stack([hashes, ~hashes, hashes, ~hashes], axis=1)
-    first, second, turn = index.hash_pairs(turned, 7)
-    found = {(a, b) for a, b, quarter in zip(first.tolist(), second.tolist(), turn.tolist())
-             if quarter == 0}
-    distances = np.bitwise_count(hashes[:, None] ^ hashes[None, :])
-    expected = {(a, b) for a, b in zip(*np.nonzero(distances <= 7)) if a != b}
-    assert found == expected and len(expected) >= 400
 
 
 def test_batch_hash_equals_the_hash_of_each_thumbnail():
