@@ -1037,10 +1037,10 @@ def _plan_flats(count: int, sources, plans, rng) -> list[tuple[dict, list[dict]]
         else:
             raise ValueError(f"could not draw {count} distinct low-detail pictures")
         siblings = []
-        for _attempt in range(40):
+        for _attempt in range(60):
             sibling = hard_cases.sibling_params(params, rng, fog_box())
             theirs = look(sibling)
-            if (hard_cases.grey_rms(theirs[1], mine[1]) >= hard_cases.MIN_SIBLING_RMS
+            if (hard_cases.turned_rms(mine[1], theirs[1]) >= hard_cases.MIN_SIBLING_RMS
                     and apart(theirs, looks)):
                 siblings.append(sibling)
                 if len(siblings) == 2:

@@ -18,7 +18,8 @@ Two flat originals always differ: ``flat_distance`` (the larger of the mean abso
 difference of their 16x10 colour thumbnails and the RMS difference of their 32x32 grey
 ones) is >= ``MIN_FLAT_DIST`` levels, and so is each sibling's from every other original; a ``flat_other`` negative is the same style and palette with another
 structure (clouds, sun position, light spot, text), at least ``MIN_SIBLING_RMS`` levels RMS
-from its original on a 32x32 grey thumbnail: another sky, another page of the same letter.
+from its original on a 32x32 grey thumbnail under each of the eight dihedral turns (a
+mirrored sky is a mirrored copy, not another sky): another sky, another page of a letter.
 Every function here is deterministic for its parameters; the parameters are drawn in the
 parent process (bench/corpus.py).
 """
@@ -129,26 +130,42 @@ def flat_params(style: str, rng: random.Random, fog_box=None) -> dict:
 
 
 def sibling_params(params: dict, rng: random.Random, fog_box=None) -> dict:
-    """Another picture of the same style and palette: new structure (``flat_other``)."""
+    """Another picture of the same style and palette: new structure (``flat_other``).
+
+    New draws, not mirrored ones: a sibling whose light spot or sun sits where the
+    original's would be after a flip or a half turn IS a turned copy of it (the matcher
+    rightly pairs the eight dihedral turns); the caller also rejects any sibling within
+    ``MIN_SIBLING_RMS`` of the original under every turn."""
     other = dict(params, seed=rng.getrandbits(31))
     style = params["style"]
     if style == "sky":
-        other.update(tilt=-params["tilt"] if abs(params["tilt"]) > 0.15 else params["tilt"] +
-                     rng.choice((-0.3, 0.3)), clouds=max(params["clouds"], 8.0))
+        other.update(tilt=rng.uniform(-0.3, 0.3), clouds=rng.uniform(6.0, 14.0),
+                     cloud_scale=rng.choice((4, 6, 9)))
     elif style == "sunset":
-        x, y = params["sun"]
-        other.update(sun=[1.0 - x if abs(x - 0.5) > 0.2 else x + rng.choice((-0.3, 0.3)),
-                          y + rng.uniform(-0.15, 0.15)])
+        other.update(sun=[rng.uniform(0.15, 0.85), rng.uniform(0.45, 0.8)],
+                     glow=rng.uniform(0.12, 0.3))
     elif style == "wall":
-        x, y = params["light"]
-        other.update(light=[1.0 - x, 1.0 - y] if abs(x - 0.5) + abs(y - 0.5) > 0.4
-                     else [x + 0.6, y - 0.5])
+        other.update(light=[rng.uniform(-0.2, 1.2), rng.uniform(-0.2, 1.2)],
+                     falloff=rng.uniform(14.0, 34.0))
     elif style == "page":
-        other.update(heading=not params["heading"])
+        other.update(heading=rng.random() < 0.5, spacing=rng.uniform(0.022, 0.03))
     elif style == "fog":
         source, box = fog_box
         other.update(source=source, box=list(box))
     return other
+
+
+def turned_greys(grey: np.ndarray) -> list[np.ndarray]:
+    """A 32x32 grey look (flattened) in its eight dihedral turns."""
+    square = grey.reshape(32, 32)
+    turns = [np.rot90(square, quarter) for quarter in range(4)]
+    turns += [np.fliplr(turn) for turn in turns]
+    return [np.ascontiguousarray(turn).ravel() for turn in turns]
+
+
+def turned_rms(first: np.ndarray, second: np.ndarray) -> float:
+    """The smallest grey RMS difference between ``first`` and any turn of ``second``."""
+    return min(grey_rms(first, turn) for turn in turned_greys(second))
 
 
 def render_flat(params: dict, size: tuple[int, int], source_image=None) -> Image.Image:
@@ -290,8 +307,9 @@ def thumb_grey(image: Image.Image) -> np.ndarray:
 
 
 def flat_distance(first, second) -> float:
-    """(colour 16x10, grey 32x32) looks: the larger of colour MAD and grey RMS (levels)."""
-    return max(float(np.abs(first[0] - second[0]).mean()), grey_rms(first[1], second[1]))
+    """(colour 16x10, grey 32x32) looks: the larger of colour MAD and the grey RMS under
+    the closest of the eight turns (levels)."""
+    return max(float(np.abs(first[0] - second[0]).mean()), turned_rms(first[1], second[1]))
 
 
 def grey_rms(a: np.ndarray, b: np.ndarray) -> float:
