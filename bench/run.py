@@ -137,12 +137,12 @@ def ensure_corpus(arguments) -> Path:
     if arguments.corpus:
         return Path(arguments.corpus)
     from bench.corpus import make_corpus
-    folder = Path(tempfile.gettempdir()) / (f"frame-ingest-corpus-{arguments.originals}"
+    folder = Path(tempfile.gettempdir()) / (f"frame-ingest-hard-corpus-{arguments.originals}"
                                             f"-seed{arguments.seed}")
     if not (folder / "labels.json").exists():
         shutil.rmtree(folder, ignore_errors=True)
         started = time.perf_counter()
-        make_corpus(folder, arguments.originals, arguments.seed, all_kinds=True)
+        make_corpus(folder, arguments.originals, arguments.seed, all_kinds=True, hard=True)
         print(f"# corpus generated in {time.perf_counter() - started:.0f} s: {folder}")
     return folder
 
