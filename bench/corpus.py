@@ -64,6 +64,12 @@ from typing import Iterable, Sequence
 import numpy as np
 from PIL import Image, ImageOps
 
+try:
+    from bench import corpus_hard as hard_cases
+except ImportError:  # run as a script: bench/ is on sys.path, not its parent
+    import corpus_hard as hard_cases  # type: ignore[no-redef]
+HARD_DUP_KINDS, HARD_NEG_KINDS = hard_cases.HARD_DUP_KINDS, hard_cases.HARD_NEG_KINDS
+
 # ----------------------------------------------------------------------------------
 # Sources of real photographs
 # ----------------------------------------------------------------------------------
@@ -210,7 +216,10 @@ NEG_KINDS: tuple[str, ...] = (
     "burst_brightness", # same window, brightness x0.95 or x1.05
     "burst_zoom",       # same window cropped by 3-6 % (about its centre), resized back
 )
-KINDS: tuple[str, ...] = ("original",) + DUP_KINDS + NEG_KINDS
+# The hard cases of issue 12 (bench/corpus_hard.py), written with ``hard=True``.
+ALL_DUP_KINDS: tuple[str, ...] = DUP_KINDS + HARD_DUP_KINDS
+ALL_NEG_KINDS: tuple[str, ...] = NEG_KINDS + HARD_NEG_KINDS
+KINDS: tuple[str, ...] = ("original",) + ALL_DUP_KINDS + ALL_NEG_KINDS
 
 
 @dataclass(frozen=True)
@@ -218,14 +227,15 @@ class FileLabel:
     name: str
     kind: str
     of: str | None  # the original's name for duplicates and negatives; None for originals
+    cls: str = "photo"  # the original's class: photo, odd (size), flat (low detail)
 
     @property
     def is_duplicate(self) -> bool:
-        return self.kind in DUP_KINDS
+        return self.kind in ALL_DUP_KINDS
 
     @property
     def is_negative(self) -> bool:
-        return self.kind in NEG_KINDS
+        return self.kind in ALL_NEG_KINDS
 
 
 @dataclass
@@ -271,7 +281,8 @@ class Labels:
     def to_dict(self) -> dict:
         return {
             "seed": self.seed,
-            "files": [{"name": f.name, "kind": f.kind, "of": f.of} for f in self.files],
+            "files": [{"name": f.name, "kind": f.kind, "of": f.of, "class": f.cls}
+                      for f in self.files],
             "params": self.params,
             "provenance": self.provenance,
         }
@@ -282,7 +293,8 @@ class Labels:
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Labels":
         d = json.loads(Path(path).read_text())
-        files = [FileLabel(f["name"], f["kind"], f.get("of")) for f in d["files"]]
+        files = [FileLabel(f["name"], f["kind"], f.get("of"), f.get("class", "photo"))
+                 for f in d["files"]]
         return cls(d["seed"], files, d.get("params", {}), d.get("provenance", {}))
 
 
@@ -576,12 +588,14 @@ def _source_image(si: int) -> Image.Image:
 
 
 def _render(si: int, box, gamma: float, gains, grain: tuple[float, int],
-            brightness: float = 1.0) -> Image.Image:
+            brightness: float = 1.0, size: tuple[int, int] = (OUT_W, OUT_H)) -> Image.Image:
     """Cut ``box`` out of source ``si``, resize to 1920x1200 (LANCZOS), apply the tone
     (gamma, per-channel gain, brightness) and a light luminance grain (sensor noise:
     real photos have it, and it brings JPEG sizes to those of camera pictures)."""
     src = _source_image(si)
-    img = src.resize((OUT_W, OUT_H), Image.LANCZOS, box=box, reducing_gap=3.0)
+    if tuple(size) != (OUT_W, OUT_H):  # an odd size: the window cut to its aspect ratio
+        box = hard_cases.aspect_box(box, size)
+    img = src.resize(tuple(size), Image.LANCZOS, box=box, reducing_gap=3.0)
     lut: list[int] = []
     for g in gains:
         k = 255.0 * g * brightness
@@ -589,7 +603,8 @@ def _render(si: int, box, gamma: float, gains, grain: tuple[float, int],
     img = img.point(lut)
     sigma, seed = grain
     if sigma > 0:
-        noise = np.random.default_rng(seed).standard_normal((OUT_H, OUT_W), dtype=np.float32)
+        noise = np.random.default_rng(seed).standard_normal((img.height, img.width),
+                                                            dtype=np.float32)
         n16 = np.rint(noise * np.float32(sigma)).astype(np.int16)
         arr = np.asarray(img, dtype=np.int16) + n16[..., None]
         img = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "RGB")
@@ -648,18 +663,27 @@ def _heic(img: Image.Image, exif: bytes | None) -> bytes:
 def _make_group(task: dict) -> list[tuple[str, int]]:
     """Render one original and everything derived from it; returns (name, bytes)."""
     out_dir = Path(task["out_dir"])
-    si, box = task["source"], tuple(task["box"])
+    si, box = task["source"], tuple(task["box"] or ())
     gamma, gains = task["tone"]
     make, model = task["camera"]
     when = _dt.datetime.fromisoformat(task["when"])
+    size = tuple(task.get("size") or (OUT_W, OUT_H))
+    flat = task.get("flat")
     written: list[tuple[str, int]] = []
 
     def write(name: str, data: bytes) -> None:
         (out_dir / name).write_bytes(data)
         written.append((name, len(data)))
 
-    exif = _exif_bytes(make, model, when, (OUT_W, OUT_H))
-    orig = _jpeg(_render(si, box, gamma, gains, tuple(task["grain"])), exif)
+    def render(nbox, grain, brightness=1.0, params=None) -> Image.Image:
+        if flat is None:
+            return _render(si, nbox, gamma, gains, grain, brightness=brightness, size=size)
+        img = hard_cases.render_flat(params or flat, size, lambda i: (_source_image(i), 1.0))
+        return img if brightness == 1.0 else img.point(
+            lambda v: min(255, round(v * brightness)))
+
+    exif = _exif_bytes(make, model, when, size)
+    orig = _jpeg(render(box, tuple(task["grain"])), exif)
     write(task["name"], orig)
     decoded: Image.Image | None = None
 
@@ -670,44 +694,65 @@ def _make_group(task: dict) -> list[tuple[str, int]]:
                 decoded = im.convert("RGB")
         return decoded
 
+    def jpeg_of(img: Image.Image, orientation: int = 1, quality: int = JPEG_QUALITY) -> bytes:
+        return _jpeg(img, _exif_bytes(make, model, when, img.size, orientation=orientation),
+                     quality=quality)
+
     for d in task["dups"]:
-        kind, name = d["kind"], d["name"]
-        if kind == "byte_copy":
-            data = orig
-        elif kind == "exif_stripped":
-            data = strip_app1(orig)
-        elif kind == "recompressed":
-            data = _jpeg(pixels(), exif, quality=d["quality"])
-        elif kind in ("downscaled_50", "downscaled_1024"):
-            size = (OUT_W // 2, OUT_H // 2) if kind == "downscaled_50" else (
-                1024, round(1024 * OUT_H / OUT_W))
-            data = _jpeg(pixels().resize(size, Image.LANCZOS), _exif_bytes(make, model, when, size))
-        elif kind.startswith("rotated_"):
-            tr = {"rotated_90": Image.Transpose.ROTATE_90,
-                  "rotated_180": Image.Transpose.ROTATE_180,
-                  "rotated_270": Image.Transpose.ROTATE_270}[kind]
-            img = pixels().transpose(tr)
-            data = _jpeg(img, _exif_bytes(make, model, when, img.size))
-        elif kind == "exif_orientation":
-            # stored rotated 90 CCW; Orientation 6 = "rotate 90 CW to display"
-            img = pixels().transpose(Image.Transpose.ROTATE_90)
-            data = _jpeg(img, _exif_bytes(make, model, when, img.size, orientation=6))
-        elif kind == "png":
-            buf = io.BytesIO()
-            pixels().save(buf, "PNG", compress_level=1)
-            data = buf.getvalue()
-        elif kind == "heic":
-            data = _heic(pixels(), exif)
-        else:
-            raise ValueError(kind)
-        write(name, data)
+        write(d["name"], _duplicate(d, orig, exif, pixels, jpeg_of, size))
 
     for n in task["negs"]:
-        nbox = tuple(n["box"])
-        img = _render(si, nbox, gamma, gains, tuple(n["grain"]), brightness=n["brightness"])
+        if n["kind"] == "flat_other":
+            img = render(None, None, params=n["flat"])
+        else:
+            img = render(tuple(n["box"]) if n["box"] else None, tuple(n["grain"]),
+                         brightness=n["brightness"])
+        if n["kind"] == "mirrored_burst":
+            img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        elif n["kind"] == "small_burst":
+            img = img.resize(hard_cases.small_size("small_1_5", img.size), Image.LANCZOS)
         nwhen = when + _dt.timedelta(seconds=n["dt"])
-        write(n["name"], _jpeg(img, _exif_bytes(make, model, nwhen, (OUT_W, OUT_H))))
+        write(n["name"], _jpeg(img, _exif_bytes(make, model, nwhen, img.size)))
     return written
+
+
+def _duplicate(d: dict, orig: bytes, exif: bytes, pixels, jpeg_of, size) -> bytes:
+    """The bytes of one labelled duplicate of ``orig`` (decoded: ``pixels()``)."""
+    kind = d["kind"]
+    if kind == "byte_copy":
+        return orig
+    if kind == "exif_stripped":
+        return strip_app1(orig)
+    if kind == "recompressed":
+        return _jpeg(pixels(), exif, quality=d["quality"])
+    if kind in ("downscaled_50", "downscaled_1024"):
+        width, height = size
+        small = (width // 2, height // 2) if kind == "downscaled_50" else (
+            (1024, round(1024 * height / width)) if width >= height
+            else (round(1024 * width / height), 1024))
+        return jpeg_of(pixels().resize(small, Image.LANCZOS))
+    if kind.startswith("rotated_"):
+        return jpeg_of(pixels().transpose({"rotated_90": Image.Transpose.ROTATE_90,
+                                           "rotated_180": Image.Transpose.ROTATE_180,
+                                           "rotated_270": Image.Transpose.ROTATE_270}[kind]))
+    if kind == "exif_orientation":
+        # stored rotated 90 CCW; Orientation 6 = "rotate 90 CW to display"
+        return jpeg_of(pixels().transpose(Image.Transpose.ROTATE_90), orientation=6)
+    if kind.startswith("orientation_"):
+        orientation = int(kind.rsplit("_", 1)[1])
+        stored = pixels().transpose(hard_cases.STORE_FOR_ORIENTATION[orientation])
+        return jpeg_of(stored, orientation=orientation)
+    if kind in hard_cases.MIRROR_TRANSPOSE:
+        return jpeg_of(pixels().transpose(hard_cases.MIRROR_TRANSPOSE[kind]))
+    if kind in hard_cases.SMALL_KINDS:
+        return jpeg_of(pixels().resize(hard_cases.small_size(kind, size), Image.LANCZOS))
+    if kind == "png":
+        buf = io.BytesIO()
+        pixels().save(buf, "PNG", compress_level=1)
+        return buf.getvalue()
+    if kind == "heic":
+        return _heic(pixels(), exif)
+    raise ValueError(kind)
 
 
 # ----------------------------------------------------------------------------------
@@ -748,7 +793,9 @@ def _neg_box(kind: str, wdw: Window, full: tuple[int, int], rng: random.Random):
 def make_corpus(out_dir: str | os.PathLike, originals: int, seed: int,
                 dup_fraction: float = 0.3, negatives_fraction: float = 0.2,
                 all_kinds: bool = False, workers: int | None = None,
-                sources: Sequence[PhotoSource] | None = None) -> Labels:
+                sources: Sequence[PhotoSource] | None = None, hard: bool = False,
+                odd_originals: int | None = None,
+                flat_originals: int | None = None) -> Labels:
     """Write a labelled library into ``out_dir`` (created; must be empty) and return
     its labels (also written to ``out_dir/labels.json``).
 
@@ -756,7 +803,14 @@ def make_corpus(out_dir: str | os.PathLike, originals: int, seed: int,
     originals)`` hard negatives are added; kinds are cycled in a seeded order so that
     every kind appears as soon as there are at least as many files as kinds
     (11 duplicate kinds, 3 negative kinds; 40 originals at the defaults cover all).
-    ``all_kinds=True`` raises the counts to at least one file of every kind."""
+    ``all_kinds=True`` raises the counts to at least one file of every kind.
+
+    ``hard=True`` adds the hard cases of bench/corpus_hard.py: every photo original may
+    also get the orientation, mirror and small-copy kinds and the mirrored and small
+    burst negatives; ``odd_originals`` odd-size originals and ``flat_originals``
+    low-detail ones (default: 10 % of ``originals`` each, at least 24) each get about one
+    duplicate (every kind cycled) and one negative in two. Without ``hard`` the output is
+    the same as before these kinds existed."""
     if originals < 1:
         raise ValueError("originals must be >= 1")
     out = Path(out_dir)
@@ -764,16 +818,23 @@ def make_corpus(out_dir: str | os.PathLike, originals: int, seed: int,
         raise FileExistsError(f"{out} is not an empty directory")
     sources = list(sources) if sources is not None else source_photos()
     rng = random.Random(f"frame-ingest-corpus:{seed}")
+    n_odd = n_flat = 0
+    if hard:
+        default = max(len(ALL_DUP_KINDS), round(0.1 * originals))
+        n_odd = default if odd_originals is None else odd_originals
+        n_flat = default if flat_originals is None else flat_originals
 
     # reduced decodes of every source for planning
     plans = [_PlanImage.of(s) for s in sources]
-    plan = plan_windows(sources, originals, rng, plans)
+    plan = plan_windows(sources, originals + n_odd, rng, plans)
     windows = plan.windows
 
     n_dup = round(dup_fraction * originals)
     n_neg = round(negatives_fraction * originals)
+    photo_dups = ALL_DUP_KINDS if hard else DUP_KINDS
+    photo_negs = NEG_KINDS + HARD_NEG_KINDS[:2] if hard else NEG_KINDS
     if all_kinds:
-        n_dup, n_neg = max(n_dup, len(DUP_KINDS)), max(n_neg, len(NEG_KINDS))
+        n_dup, n_neg = max(n_dup, len(photo_dups)), max(n_neg, len(photo_negs))
 
     def cycled(kinds: Sequence[str], n: int) -> list[str]:
         ks: list[str] = []
@@ -783,48 +844,41 @@ def make_corpus(out_dir: str | os.PathLike, originals: int, seed: int,
             ks.extend(block)
         return ks[:n]
 
-    def pick_originals(n: int) -> list[int]:
+    def pick_originals(n: int, first: int = 0, count: int = originals) -> list[int]:
         picks: list[int] = []
         while len(picks) < n:
-            block = list(range(originals))
+            block = list(range(first, first + count))
             rng.shuffle(block)
             picks.extend(block)
         return picks[:n]
 
-    dup_kinds = cycled(DUP_KINDS, n_dup)
-    dup_of = pick_originals(n_dup)
-
-    # negatives: feasible geometry, and far from every OTHER original
-    neg_kinds = cycled(NEG_KINDS, n_neg)
-    neg_specs: list[tuple[int, str, tuple, float]] = []
-    pool = pick_originals(max(n_neg, originals) * 2)
-    pi = 0
-    for kind in neg_kinds:
-        for _attempt in range(len(pool)):
-            oi = pool[pi % len(pool)]
-            pi += 1
-            wdw = windows[oi]
-            p = plans[wdw.source]
-            ok = False
-            for _try in range(10):
-                box, bright = _neg_box(kind, wdw, p.full, rng)
-                if box is None:
-                    break
-                if plan.far_from_all(_descriptor(p, box), except_index=oi,
-                                     min_hash=MIN_NEG_HASH_DIST, min_thumb=MIN_NEG_THUMB_DIST,
-                                     max_ncc=MAX_NEG_NCC):
-                    ok = True
-                    break
-            if ok:
-                neg_specs.append((oi, kind, box, bright))
-                break
-        else:
-            raise ValueError(f"could not place a {kind} negative")
+    dup_specs = list(zip(cycled(photo_dups, n_dup), pick_originals(n_dup)))
+    neg_specs = _place_negatives(cycled(photo_negs, n_neg),
+                                 pick_originals(max(n_neg, originals) * 2), windows, plans,
+                                 plan, rng)
+    if n_odd:
+        odd_kinds = tuple(k for k in ALL_DUP_KINDS if k != "downscaled_1024")
+        count = max(len(odd_kinds), n_odd)
+        dup_specs += zip(cycled(odd_kinds, count), pick_originals(count, originals, n_odd))
+        count = max(len(photo_negs), round(0.5 * n_odd))
+        neg_specs += _place_negatives(cycled(photo_negs, count),
+                                      pick_originals(count * 4, originals, n_odd), windows,
+                                      plans, plan, rng)
+    flats = _plan_flats(n_flat, sources, plans, rng) if n_flat else []
+    first_flat = originals + n_odd
+    if n_flat:
+        count = max(len(ALL_DUP_KINDS), n_flat)
+        dup_specs += zip(cycled(ALL_DUP_KINDS, count), pick_originals(count, first_flat, n_flat))
+        count = max(2, round(0.5 * n_flat))
+        for kind, oi in zip(cycled(("flat_other", "burst_brightness"), count),
+                            pick_originals(count, first_flat, n_flat)):
+            neg_specs.append((oi, kind, None, rng.choice((0.95, 1.05))
+                              if kind == "burst_brightness" else 1.0))
 
     out.mkdir(parents=True, exist_ok=True)
 
     # names
-    total = originals + n_dup + n_neg
+    total = originals + n_odd + n_flat + len(dup_specs) + len(neg_specs)
     space = max(9999, 3 * total)
     width = max(4, len(str(space)))
     numbers = rng.sample(range(1, space + 1), total)
@@ -837,32 +891,49 @@ def make_corpus(out_dir: str | os.PathLike, originals: int, seed: int,
     labels: list[FileLabel] = []
     provenance: dict[str, dict] = {}
     base = _dt.datetime(2012, 1, 1)
-    for oi, wdw in enumerate(windows):
+    for oi in range(originals + n_odd + n_flat):
         name = new_name("original")
         when = base + _dt.timedelta(seconds=rng.randrange(0, 13 * 365 * 86400))
-        tasks.append({
-            "out_dir": str(out), "name": name, "source": wdw.source,
-            "box": list(wdw.box), "tone": _tone(rng), "camera": rng.choice(CAMERAS),
-            "grain": [rng.uniform(1.2, 2.2), rng.getrandbits(63)],
-            "when": when.isoformat(), "dups": [], "negs": [],
-        })
-        labels.append(FileLabel(name, "original", None))
-        provenance[name] = {"source": sources[wdw.source].id,
-                            "box": [round(v, 2) for v in wdw.box]}
-    for kind, oi in zip(dup_kinds, dup_of):
+        cls = "photo" if oi < originals else "odd" if oi < first_flat else "flat"
+        task = {"out_dir": str(out), "name": name, "source": -1, "box": None,
+                "tone": _tone(rng), "camera": rng.choice(CAMERAS),
+                "grain": [rng.uniform(1.2, 2.2), rng.getrandbits(63)],
+                "when": when.isoformat(), "dups": [], "negs": [], "class": cls}
+        if cls == "flat":
+            params, _sibling_draws = flats[oi - first_flat]
+            task.update(flat=params, size=list(hard_cases.flat_size(params["style"])))
+            provenance[name] = {"flat": params["style"], "source": sources[
+                params["source"]].id if "source" in params else None}
+        else:
+            wdw = windows[oi]
+            task.update(source=wdw.source, box=list(wdw.box))
+            if cls == "odd":
+                task["size"] = list(hard_cases.ODD_SIZES[(oi - originals) %
+                                                         len(hard_cases.ODD_SIZES)])
+            provenance[name] = {"source": sources[wdw.source].id,
+                                "box": [round(v, 2) for v in wdw.box]}
+        tasks.append(task)
+        labels.append(FileLabel(name, "original", None, cls))
+    for kind, oi in dup_specs:
         name = new_name(kind)
         spec = {"kind": kind, "name": name}
         if kind == "recompressed":
             spec["quality"] = rng.randint(60, 90)
         tasks[oi]["dups"].append(spec)
-        labels.append(FileLabel(name, kind, tasks[oi]["name"]))
+        labels.append(FileLabel(name, kind, tasks[oi]["name"], tasks[oi]["class"]))
+    sibling_used: dict[int, int] = {}
     for oi, kind, box, bright in neg_specs:
         name = new_name(kind)
-        tasks[oi]["negs"].append({"kind": kind, "name": name, "box": list(box),
-                                  "brightness": bright, "dt": rng.randint(1, 3),
-                                  # same grain strength, new noise: a new exposure
-                                  "grain": [tasks[oi]["grain"][0], rng.getrandbits(63)]})
-        labels.append(FileLabel(name, kind, tasks[oi]["name"]))
+        neg = {"kind": kind, "name": name, "box": list(box) if box else None,
+               "brightness": bright, "dt": rng.randint(1, 3),
+               # same grain strength, new noise: a new exposure
+               "grain": [tasks[oi]["grain"][0], rng.getrandbits(63)]}
+        if kind == "flat_other":
+            siblings = flats[oi - first_flat][1]
+            neg["flat"] = siblings[sibling_used.get(oi, 0) % len(siblings)]
+            sibling_used[oi] = sibling_used.get(oi, 0) + 1
+        tasks[oi]["negs"].append(neg)
+        labels.append(FileLabel(name, kind, tasks[oi]["name"], tasks[oi]["class"]))
 
     # render: group by source so each worker decodes a source photo once
     order = sorted(range(len(tasks)), key=lambda i: (tasks[i]["source"], i))
@@ -887,9 +958,98 @@ def make_corpus(out_dir: str | os.PathLike, originals: int, seed: int,
         "negatives_fraction": negatives_fraction, "all_kinds": all_kinds,
         "size": [OUT_W, OUT_H], "jpeg_quality": JPEG_QUALITY, "heic_quality": HEIC_QUALITY,
         "sources": sorted({sources[w.source].id for w in windows}),
+        "hard": hard, "odd_originals": n_odd, "flat_originals": n_flat,
     }, provenance=dict(sorted(provenance.items())))
     result.save(out / "labels.json")
     return result
+
+
+def _place_negatives(kinds, pool, windows, plans, plan, rng) -> list[tuple]:
+    """(original index, kind, box, brightness) for each burst-like negative: a feasible
+    geometry far from every OTHER original."""
+    specs: list[tuple[int, str, tuple, float]] = []
+    pi = 0
+    for kind in kinds:
+        # mirrored and small burst neighbours: a shifted or zoomed neighbour, then changed
+        geometry = rng.choice(("burst_shift", "burst_zoom")) if kind in HARD_NEG_KINDS \
+            else kind
+        for _attempt in range(len(pool)):
+            oi = pool[pi % len(pool)]
+            pi += 1
+            wdw = windows[oi]
+            p = plans[wdw.source]
+            ok = False
+            for _try in range(10):
+                box, bright = _neg_box(geometry, wdw, p.full, rng)
+                if box is None:
+                    break
+                if plan.far_from_all(_descriptor(p, box), except_index=oi,
+                                     min_hash=MIN_NEG_HASH_DIST, min_thumb=MIN_NEG_THUMB_DIST,
+                                     max_ncc=MAX_NEG_NCC):
+                    ok = True
+                    break
+            if ok:
+                specs.append((oi, kind, box, bright))
+                break
+        else:
+            raise ValueError(f"could not place a {kind} negative")
+    return specs
+
+
+def _plan_flats(count: int, sources, plans, rng) -> list[tuple[dict, list[dict]]]:
+    """``count`` low-detail originals (parameters), mutually distinct, each with two
+    sibling pictures (``flat_other`` negatives) that imitate it and no other original."""
+    photo_sources = [i for i, s in enumerate(sources) if s.path is not None] or \
+        list(range(len(sources)))
+
+    def fog_box():
+        si = rng.choice(photo_sources)
+        full_w, full_h = plans[si].full
+        w = rng.uniform(0.5, 0.9) * min(full_w, full_h * ASPECT)
+        h = w / ASPECT
+        x, y = rng.uniform(0, full_w - w), rng.uniform(0, full_h - h)
+        return si, (x, y, x + w, y + h)
+
+    def preview(params) -> Image.Image:
+        width, height = hard_cases.flat_size(params["style"])
+        small = (96, round(96 * height / width))
+        return hard_cases.render_flat(params, small,
+                                      lambda i: (plans[i].rgb, plans[i].scale[0]))
+
+    chosen: list[tuple[dict, list[dict]]] = []
+    looks: list[tuple[np.ndarray, np.ndarray]] = []   # (colour 16x10, grey 32x32)
+
+    def look(params) -> tuple[np.ndarray, np.ndarray]:
+        image = preview(params)
+        return hard_cases.thumb_rgb(image), hard_cases.thumb_grey(image)
+
+    def apart(candidate, others) -> bool:
+        return all(hard_cases.flat_distance(candidate, other) >= hard_cases.MIN_FLAT_DIST
+                   for other in others)
+
+    for number in range(count):
+        style = hard_cases.FLAT_STYLES[number % len(hard_cases.FLAT_STYLES)]
+        for _attempt in range(100):
+            params = hard_cases.flat_params(style, rng, fog_box())
+            mine = look(params)
+            if apart(mine, looks):
+                break
+        else:
+            raise ValueError(f"could not draw {count} distinct low-detail pictures")
+        siblings = []
+        for _attempt in range(60):
+            sibling = hard_cases.sibling_params(params, rng, fog_box())
+            theirs = look(sibling)
+            if (hard_cases.turned_rms(mine[1], theirs[1]) >= hard_cases.MIN_SIBLING_RMS
+                    and apart(theirs, looks)):
+                siblings.append(sibling)
+                if len(siblings) == 2:
+                    break
+        if not siblings:
+            raise ValueError(f"could not draw a sibling of a {style} picture")
+        chosen.append((params, siblings))
+        looks.append(mine)
+    return chosen
 
 
 # ----------------------------------------------------------------------------------
@@ -920,7 +1080,7 @@ def verify_corpus(out_dir: str | os.PathLike) -> list[str]:
         p = out / f.name
         if f.kind == "original":
             with Image.open(p) as im:
-                if im.size != (OUT_W, OUT_H) or im.format != "JPEG":
+                if (im.size != (OUT_W, OUT_H) and f.cls == "photo") or im.format != "JPEG":
                     problems.append(f"{f.name}: original is {im.format} {im.size}")
                 if not im.getexif().get(0x010F):
                     problems.append(f"{f.name}: original has no EXIF Make")
@@ -934,7 +1094,8 @@ def verify_corpus(out_dir: str | os.PathLike) -> list[str]:
                     problems.append(f"{f.name}: still has EXIF")
             if not np.array_equal(rgb(f.name), rgb(f.of)):
                 problems.append(f"{f.name}: exif_stripped pixels differ")
-        elif f.kind in ("exif_orientation", "png", "heic", "recompressed"):
+        elif f.kind in ("exif_orientation", "png", "heic", "recompressed") or \
+                f.kind.startswith("orientation_"):
             a, b = rgb(f.name), rgb(f.of)
             if a.shape != b.shape:
                 problems.append(f"{f.name}: {f.kind} displays as {a.shape[1::-1]}")
@@ -959,12 +1120,19 @@ def _main(argv: Iterable[str] | None = None) -> int:
     ap.add_argument("--all-kinds", action="store_true",
                     help="at least one file of every duplicate and negative kind")
     ap.add_argument("--workers", type=int, default=None)
+    ap.add_argument("--hard", action="store_true",
+                    help="add the hard cases: odd sizes, orientations 2-8, mirrors, small "
+                         "copies, low-detail originals, and their hard negatives")
+    ap.add_argument("--odd-originals", type=int, default=None)
+    ap.add_argument("--flat-originals", type=int, default=None)
     ap.add_argument("--verify", action="store_true", help="check the result afterwards")
     a = ap.parse_args(list(argv) if argv is not None else None)
     t0 = time.perf_counter()
     try:
         labels = make_corpus(a.out_dir, a.originals, a.seed, a.dup_fraction,
-                             a.negatives_fraction, a.all_kinds, a.workers)
+                             a.negatives_fraction, a.all_kinds, a.workers, hard=a.hard,
+                             odd_originals=a.odd_originals,
+                             flat_originals=a.flat_originals)
     except (RuntimeError, ValueError, FileExistsError) as e:
         print(f"corpus: error: {e}", file=sys.stderr)
         return 2
@@ -974,8 +1142,8 @@ def _main(argv: Iterable[str] | None = None) -> int:
         counts[f.kind] = counts.get(f.kind, 0) + 1
     size = sum((Path(a.out_dir) / f.name).stat().st_size for f in labels.files)
     print(f"{len(labels.files)} files ({counts.get('original', 0)} originals, "
-          f"{sum(v for k, v in counts.items() if k in DUP_KINDS)} duplicates, "
-          f"{sum(v for k, v in counts.items() if k in NEG_KINDS)} negatives), "
+          f"{sum(v for k, v in counts.items() if k in ALL_DUP_KINDS)} duplicates, "
+          f"{sum(v for k, v in counts.items() if k in ALL_NEG_KINDS)} negatives), "
           f"{size / 1e6:.1f} MB in {dt:.1f} s -> {a.out_dir}")
     if a.verify:
         problems = verify_corpus(a.out_dir)

@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -44,7 +45,7 @@ sys.path.insert(0, str(ROOT))
 import pipeline  # noqa: E402,F401  (one BLAS thread per process, before numpy loads)
 from bench import accuracy  # noqa: E402
 from bench.baseline import baseline_scan  # noqa: E402
-from bench.decode_floor import decode_floor_stats, image_files  # noqa: E402
+from bench.decode_floor import decode_floor_process, image_files  # noqa: E402
 from bench.gate_latency import gate_latency  # noqa: E402
 from bench.synthetic import link_tree  # noqa: E402
 
@@ -78,22 +79,26 @@ def product_resweep(config: Path) -> dict:
     """``frame-ingest --config C -q resweep --dry-run --json`` in a fresh process."""
     command = [sys.executable, "-c", CHILD, "--config", str(config), "-q", "resweep",
                "--dry-run", "--json"]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         process = subprocess.Popen(command, stdout=out, stderr=err, text=True, cwd=ROOT)
         workers = peak_rss_of_descendants(process)
         wall = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
         out.seek(0), err.seek(0)
         stdout, stderr = out.read(), err.read()
     if process.returncode != 0:
         raise SystemExit(f"resweep failed ({process.returncode}): {stderr[-2000:]}")
     usage = json.loads(stderr.rsplit("BENCH-RUSAGE ", 1)[1].splitlines()[0])
     return {"wall": wall, "report": json.loads(stdout), "rss_main": usage["self"],
-            "rss_worker": workers, "in_process": usage["in_process"]}
+            "rss_worker": workers, "in_process": usage["in_process"],
+            # user + system CPU of the whole process tree (the forked workers included)
+            "cpu": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)}
 
 
 def peak_rss_of_descendants(process: subprocess.Popen) -> float:
-    """Wait for ``process``; meanwhile sample the peak RSS (VmHWM) of its descendants (the
+    """Wait for ``process`` (``wait``, so its CPU time reaches RUSAGE_CHILDREN); meanwhile sample the peak RSS (VmHWM) of its descendants (the
     pool's workers are children of the forkserver, so rusage of the child misses them)."""
     peaks: dict[int, float] = {}
     while process.poll() is None:
@@ -106,6 +111,7 @@ def peak_rss_of_descendants(process: subprocess.Popen) -> float:
                 if line.startswith("VmHWM:"):
                     peaks[pid] = max(peaks.get(pid, 0.0), int(line.split()[1]) / 1024)
         time.sleep(0.05)  # sampling interval, not a wait for a result
+    process.wait()
     return max(peaks.values(), default=0.0)
 
 
@@ -131,12 +137,12 @@ def ensure_corpus(arguments) -> Path:
     if arguments.corpus:
         return Path(arguments.corpus)
     from bench.corpus import make_corpus
-    folder = Path(tempfile.gettempdir()) / (f"frame-ingest-corpus-{arguments.originals}"
+    folder = Path(tempfile.gettempdir()) / (f"frame-ingest-hard-corpus-{arguments.originals}"
                                             f"-seed{arguments.seed}")
     if not (folder / "labels.json").exists():
         shutil.rmtree(folder, ignore_errors=True)
         started = time.perf_counter()
-        make_corpus(folder, arguments.originals, arguments.seed, all_kinds=True)
+        make_corpus(folder, arguments.originals, arguments.seed, all_kinds=True, hard=True)
         print(f"# corpus generated in {time.perf_counter() - started:.0f} s: {folder}")
     return folder
 
@@ -154,7 +160,7 @@ def measure_cold_and_warm(arguments, work: Path, corpus: Path, table: list) -> d
     each cold/floor ratio compares runs made under the same load from other work."""
     colds, warms, floors = [], [], []
     for repeat in range(arguments.repeat):
-        floors.append(decode_floor_stats(image_files(corpus)))
+        floors.append(decode_floor_process(corpus))
         config = write_config(work, f"cold{repeat}", corpus)
         shutil.rmtree(work / f"state-cold{repeat}", ignore_errors=True)  # an empty store
         colds.append(product_resweep(config))
@@ -173,6 +179,7 @@ def measure_cold_and_warm(arguments, work: Path, corpus: Path, table: list) -> d
     return {"cold": median(run["wall"] for run in colds),
             "cold_in_process": median(run["in_process"] for run in colds),
             "cold_runs": [run["wall"] for run in colds], "floors": floors,
+            "cold_cpu": [run["cpu"] for run in colds],
             "state": work / "state-cold0", "files": files}
 
 
@@ -195,12 +202,17 @@ def floor_rows(ours: dict, table: list, baseline) -> None:
     runs = ours["floors"]
     floor = median(run["seconds"] for run in runs)
     ratios = [cold / run["seconds"] for cold, run in zip(ours["cold_runs"], runs)]
-    table.append(("decode floor (1/8 JPEG draft, all cores)", f"{floor:.2f} s",
-                  f"runs {listed(run['seconds'] for run in runs)}; CPU "
+    table.append(("decode floor (whole process, cold pool)", f"{floor:.2f} s",
+                  f"runs {listed(run['seconds'] for run in runs)}; decode CPU "
                   f"{1000 * median(run['cpu_seconds'] for run in runs) / runs[0]['files']:.2f}"
                   " ms/file"))
-    table.append(("  ours cold / decode floor", f"{median(ratios):.2f}x",
-                  f"median of the per-repeat ratios {listed(ratios)}; target <= 1.3x"))
+    table.append(("  ours cold / decode floor (wall)", f"{median(ratios):.2f}x",
+                  f"median of the per-repeat ratios {listed(ratios)}; target <= 1.2x"))
+    cpu_ratios = [cold / run["process_cpu"] for cold, run in zip(ours["cold_cpu"], runs)]
+    table.append(("  ours cold / decode floor (CPU)", f"{median(cpu_ratios):.2f}x",
+                  f"process-tree CPU {median(ours['cold_cpu']):.1f} s against "
+                  f"{median(run['process_cpu'] for run in runs):.1f} s; per repeat "
+                  f"{listed(cpu_ratios)} (steadier than wall time on a shared machine)"))
     if baseline is not None:
         table.append(("  baseline / decode floor", f"{baseline.seconds / floor:.1f}x",
                       "the ratio a product with zero cost beyond the decode could reach"))
