@@ -161,3 +161,19 @@ def test_web_password_at_a_terminal_asks_twice_and_both_must_match(home, second,
         assert passwords.verify_password("a long enough one", stored.read_text())
     else:
         assert b"the two passwords differ" in err
+
+
+def test_a_video_previews_as_its_poster_frame_and_lists_with_its_length(tmp_path):
+    from pipeline.web.listings import length
+    from tests import videos
+    clip = videos.clip(tmp_path / "clip.mp4", seed=3, seconds=2.0)
+    data = preview_jpeg(clip, 120)
+    assert data is not None
+    poster = Image.open(io.BytesIO(data))
+    assert poster.format == "JPEG" and max(poster.size) <= 120 and poster.size[0] > poster.size[1]
+    assert length(clip) == "video, 2 s"
+    photo = tmp_path / "photo.jpg"
+    images.painting(5, (300, 200)).save(photo, "JPEG")
+    assert length(photo) == ""
+    (tmp_path / "broken.mp4").write_bytes(clip.read_bytes()[:64])
+    assert preview_jpeg(tmp_path / "broken.mp4", 120) is None

@@ -11,10 +11,12 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+from pipeline import video_decode
 from pipeline.config import Config
 from pipeline.sources import source_names
 from pipeline.sources.senders import is_allowed
 from pipeline.text import shown
+from pipeline.video_formats import sniff_video_file
 from pipeline.web.actions import inside
 
 PER_PAGE = 20
@@ -56,11 +58,24 @@ def _origin(row) -> dict:
             "path": shown(row["path"]), "id": row["id"]}
 
 
+def length(path) -> str:
+    """``"video, 12 s"`` for a video file (its poster is the preview), else ``""``."""
+    try:
+        if path is None or not sniff_video_file(path):
+            return ""
+    except OSError:
+        return ""
+    seconds = video_decode.duration_seconds(path)
+    return "video" if seconds is None else f"video, {seconds:.0f} s"
+
+
 def arrivals(config: Config, store, number: int) -> Page:
     page = Page("Recent arrivals", number, store.count_in("pictures"))
     for row in store.decisions_page("pictures", PER_PAGE, _offset(number)):
         entry = _origin(row)
-        entry["on_frame"] = inside(config.library.pictures, row["path"]) is not None
+        file = inside(config.library.pictures, row["path"])
+        entry["on_frame"] = file is not None
+        entry["length"] = length(file)
         page.entries.append(entry)
     return page
 
@@ -72,6 +87,7 @@ def quarantine(config: Config, store, number: int) -> Page:
         entry.update(duplicate_of=shown(row["matched_path"] or ""),
                      method=shown(row["method"] or ""), reason=shown(row["reason"] or ""),
                      exists=inside(config.library.quarantine, row["path"]) is not None,
+                     length=length(inside(config.library.quarantine, row["path"])),
                      matched=matched_file_of(config, store, row["id"]) is not None,
                      removed=inside(config.library.pictures, row["matched_path"] or "")
                      is None and store.removed_kept(row["matched_sha256"]) is not None)
