@@ -48,8 +48,17 @@ fi
 
 # --prefer-binary: an older wheel rather than a newer source archive, which a Pi would
 # have to compile (and cannot, for pi-heif on Bookworm)
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check --prefer-binary \
-    $editable "$target"
+pip_install() {
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --prefer-binary "$@"
+}
+if [ -n "$editable" ]; then
+    pip_install -e "$target"
+elif ! pip_install --only-binary=av "$target[video]" 2>/dev/null; then
+    # no PyAV wheel for this machine (32-bit Raspberry Pi OS): everything but the decoder
+    pip_install "$target"
+    echo "note: no PyAV wheel for this machine: videos are taken and deduplicated by exact" \
+         "copy only (docs/video.md)"
+fi
 
 if [ -n "$link" ]; then
     mkdir -p "$(dirname "$link")"
