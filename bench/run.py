@@ -219,7 +219,7 @@ def floor_rows(ours: dict, table: list, baseline) -> None:
 
 
 def measure_synthetic_resweeps(arguments, work: Path, corpus: Path, table: list) -> None:
-    photos = [path for path in image_files(corpus) if path.suffix == ".jpg"][:50]
+    photos = sorted(corpus.rglob("*.jpg"))[:50]  # the corpus may hold sub-folders
     for count, label in ((arguments.warm_files, "warm"), (arguments.rss_files, "rss")):
         if not count:
             continue
