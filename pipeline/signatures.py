@@ -237,7 +237,11 @@ def decode_stored(data, max_pixels: int) -> Decoded:
             if width * height > max_pixels:
                 raise NotAnImage(f"decompression bomb: {width}x{height} pixels is more than "
                                  f"the limit of {max_pixels}")
-            image.draft("RGB", DRAFT_SIZE)
+            if image_format in ("JPEG", "MPO"):
+                # libjpeg's reduced (DCT-scaled) decode of the same pixels; a HEIF's draft
+                # would pick the file's embedded thumbnail (iPhones write 320 px ones),
+                # pixels of their own that measure above thumb_rms from the photo itself
+                image.draft("RGB", DRAFT_SIZE)
             orientation = image.getexif().get(0x0112, 1)
             if orientation not in _UPRIGHT:
                 orientation = 1

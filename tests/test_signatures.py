@@ -130,3 +130,23 @@ def test_decompression_bomb_is_refused():
 def test_hash_survives_signed_storage():
     for value in (0, 1, (1 << 63) - 1, 1 << 63, (1 << 64) - 1):
         assert to_unsigned64(to_signed64(value)) == value
+
+
+def test_a_heic_with_an_embedded_thumbnail_is_signed_from_its_own_pixels():
+    """iPhones write a 320 px thumbnail into every HEIC; a reduced decode that picked it
+    would sign other pixels (measured above thumb_rms from the photo on phone photos)."""
+    import io
+
+    import pillow_heif
+
+    from pipeline.signatures import sign_bytes
+    from tests import images as test_images
+    pillow_heif.register_heif_opener()
+    picture = test_images.painting(7, (1600, 1200))
+    plain, with_thumbnail = io.BytesIO(), io.BytesIO()
+    picture.save(plain, "HEIF", quality=60, thumbnails=[])
+    picture.save(with_thumbnail, "HEIF", quality=60, thumbnails=[320])
+    assert len(with_thumbnail.getvalue()) > len(plain.getvalue())     # it is really there
+    first = sign_bytes(plain.getvalue(), 10**8)
+    second = sign_bytes(with_thumbnail.getvalue(), 10**8)
+    assert first.thumb == second.thumb and first.mean == second.mean
