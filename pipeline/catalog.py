@@ -145,11 +145,12 @@ def _pool(workers: int):
     parent's objects (the store's known files, the job list) out of the workers' garbage
     collections, so those pages stay shared instead of being copied into every worker.
     """
+    from pipeline.signatures import one_decoder_thread
     context = get_context("fork" if sys.platform.startswith("linux")
                           else "forkserver" if os.name == "posix" else "spawn")
     gc.freeze()
     try:
-        pool = context.Pool(workers)
+        pool = context.Pool(workers, initializer=one_decoder_thread)
     finally:
         gc.unfreeze()
     with pool:
