@@ -241,6 +241,8 @@ class SignatureIndex:
                 close = np.all(np.abs(values[first] - values[second]) <= reach, axis=1)
                 firsts.append(live[first[close]])
                 seconds.append(live[second[close]])
+        if not firsts:                  # no rows at all (a library of videos only)
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
         return np.concatenate(firsts), np.concatenate(seconds)
 
 

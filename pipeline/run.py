@@ -147,7 +147,7 @@ def gate_staged(config: Config, store, staging: Staging, summary: RunSummary,
                 batch.finish()       # what was planned before it
                 raise
             if dry_run:
-                self.summary.count(decision)
+                summary.count(decision)
             elif len(batch.plans) >= BATCH_PLANS:
                 batch.finish()
         batch.finish()
