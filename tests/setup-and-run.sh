@@ -9,7 +9,7 @@
 #   Python: this package with its [test] extra, editable, in a virtual environment of its
 #   own (install.sh --test), never in the system Python:
 #   $FRAME_INGEST_TEST_VENV, default ~/.cache/frame-ingest/test-venv.
-# Extra arguments go to pytest (e.g. -k imap, -x).
+# Extra arguments go to pytest (e.g. -k imap, -x; -n 2 runs it on two workers, as CI does).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
