@@ -48,14 +48,16 @@ class LibraryFile:
     mtime_ns: int
 
 
-def walk_library(pictures: Path, exclude: list[str] = ()) -> Iterator[LibraryFile]:
-    """Every image file under Pictures, by suffix; symlinks are not followed."""
+def walk_library(pictures: Path, exclude: list[str] = (),
+                 suffixes=IMAGE_SUFFIXES) -> Iterator[LibraryFile]:
+    """Every image file under Pictures (or, ``suffixes``, every video: video_catalog), by
+    suffix; symlinks are not followed."""
     for directory, folders, files in os.walk(pictures, followlinks=False):
         relative_dir = os.path.relpath(directory, pictures)
         folders[:] = sorted(folder for folder in folders if not folder.startswith(".")
                             and not _excluded(_join(relative_dir, folder), exclude))
         for name in sorted(files):
-            if name.startswith(".") or os.path.splitext(name)[1].lower() not in IMAGE_SUFFIXES:
+            if name.startswith(".") or os.path.splitext(name)[1].lower() not in suffixes:
                 continue
             relative = _join(relative_dir, name)
             if _excluded(relative, exclude):

@@ -13,31 +13,11 @@ import logging
 import os
 from pathlib import Path
 
-from pipeline.catalog import CatalogStats, _excluded, _join
+from pipeline.catalog import CatalogStats, walk_library
 from pipeline.video_formats import VIDEO_SUFFIXES
 from pipeline.video_signatures import NotAVideo, VideoSignature, sign_video
 
 log = logging.getLogger("frame-ingest")
-
-
-def walk_videos(pictures: Path, exclude=()):
-    """(relative path, size, mtime_ns) of every video file under Pictures, by suffix."""
-    for directory, folders, files in os.walk(pictures, followlinks=False):
-        relative_dir = os.path.relpath(directory, pictures)
-        folders[:] = sorted(folder for folder in folders if not folder.startswith(".")
-                            and not _excluded(_join(relative_dir, folder), exclude))
-        for name in sorted(files):
-            if name.startswith(".") or os.path.splitext(name)[1].lower() not in VIDEO_SUFFIXES:
-                continue
-            relative = _join(relative_dir, name)
-            if _excluded(relative, exclude):
-                continue
-            try:
-                status = os.stat(os.path.join(directory, name), follow_symlinks=False)
-            except OSError:
-                continue
-            if os.path.stat.S_ISREG(status.st_mode):
-                yield relative, status.st_size, status.st_mtime_ns
 
 
 def refresh(store, pictures: Path, *, exclude=(), max_pixels: int,
@@ -46,7 +26,8 @@ def refresh(store, pictures: Path, *, exclude=(), max_pixels: int,
     stats = stats if stats is not None else CatalogStats()
     known = store.known_videos()
     seen = set()
-    for relative, size, mtime_ns in walk_videos(pictures, exclude):
+    for video in walk_library(pictures, exclude, VIDEO_SUFFIXES):
+        relative, size, mtime_ns = video.path, video.size, video.mtime_ns
         stats.scanned += 1
         seen.add(relative)
         if known.get(relative) == (size, mtime_ns):
