@@ -84,10 +84,10 @@ def quarantine(config: Config, store, number: int) -> Page:
     page = Page("Quarantine", number, store.count_in("quarantine"))
     for row in store.decisions_page("quarantine", PER_PAGE, _offset(number)):
         entry = _origin(row)
+        file = inside(config.library.quarantine, row["path"])
         entry.update(duplicate_of=shown(row["matched_path"] or ""),
                      method=shown(row["method"] or ""), reason=shown(row["reason"] or ""),
-                     exists=inside(config.library.quarantine, row["path"]) is not None,
-                     length=length(inside(config.library.quarantine, row["path"])),
+                     exists=file is not None, length=length(file),
                      matched=matched_file_of(config, store, row["id"]) is not None,
                      removed=inside(config.library.pictures, row["matched_path"] or "")
                      is None and store.removed_kept(row["matched_sha256"]) is not None)
