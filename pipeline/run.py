@@ -313,10 +313,10 @@ def judge(config: Config, store, index: SignatureIndex, item: StagedItem,
     except NotAnImage as exc:
         return None, Decision(Verdict.REJECT, reason=str(exc))
     excluded = store.overridden_partners(signature.sha256)
-    decision = decide(_as_filed(store, signature), index, store, config.dedupe, excluded)
+    matched_as = _as_filed(store, signature)
+    decision = decide(matched_as, index, store, config.dedupe, excluded)
     if decision.verdict is Verdict.PROMOTE and removed is not None:
-        decision = removed.decide(_as_filed(store, signature), config.dedupe,
-                                  excluded) or decision
+        decision = removed.decide(matched_as, config.dedupe, excluded) or decision
     return signature, decision
 
 
