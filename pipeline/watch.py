@@ -55,10 +55,10 @@ class Stopper:
     @contextlib.contextmanager
     def waiting(self) -> Iterator[None]:
         """Mark a stretch in which a signal may interrupt (no file or store writes here)."""
-        if self.stopped:
-            raise StopWatching()
-        self.waiting_now = True
+        self.waiting_now = True       # first: a signal from here on raises at once ...
         try:
+            if self.stopped:          # ... and one that came just before is seen here
+                raise StopWatching()
             yield
         finally:
             self.waiting_now = False
@@ -136,7 +136,6 @@ def _idle_loop(session, idle_seconds: float, run_cycle: Callable[[], None],
                              "with a new one")
                     return
                 remaining = min(remaining, renew_in)
-            with stopper.waiting():
-                if session.idle_until_new_mail(remaining):
-                    log.info("watch: new mail")
-                    break
+            if session.idle_until_new_mail(remaining, interruptible=stopper.waiting):
+                log.info("watch: new mail")
+                break

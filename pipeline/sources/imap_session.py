@@ -16,7 +16,7 @@ import logging
 import socket
 import ssl
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Callable, ContextManager, Iterator
 
 from imapclient import DELETED, SEEN, IMAPClient
 from imapclient.exceptions import (CapabilityError, IMAPClientAbortError, IMAPClientError,
@@ -311,12 +311,20 @@ class Session:
         with self.calls("read capabilities"):
             return self.client.has_capability("IDLE")
 
-    def idle_until_new_mail(self, seconds: float) -> bool:
-        """Wait in IDLE up to ``seconds``; True if the server announced new mail (EXISTS)."""
+    def idle_until_new_mail(self, seconds: float,
+                            interruptible: Callable[[], ContextManager] = contextlib.nullcontext
+                            ) -> bool:
+        """Wait in IDLE up to ``seconds``; True if the server announced new mail (EXISTS).
+
+        Only the wait itself runs inside ``interruptible()`` (watch's signal handler may
+        raise there): entering IDLE and leaving it with DONE are never cut in half, so the
+        connection is always back in its normal state for the LOGOUT that follows.
+        """
         with self.calls("wait for new mail"):
             self.client.idle()
             try:
-                responses = self.client.idle_check(timeout=seconds)
+                with interruptible():
+                    responses = self.client.idle_check(timeout=seconds)
             finally:
                 responses_after = self.client.idle_done()[1]
         responses = list(responses) + list(responses_after or [])

@@ -6,7 +6,10 @@ Faults apply to the server-to-client direction, which is where a download lives:
 * ``cut_after(n, connections=1)``: the next ``connections`` connections are closed abruptly
   after ``n`` bytes from the server (a Wi-Fi drop in the middle of a large message);
 * ``stall(True)``: from now on nothing more is passed to clients, connections stay open (a
-  server or link that hangs, which only a client timeout can get out of).
+  server or link that hangs, which only a client timeout can get out of);
+* ``slow_reply_to(command, seconds)``: once a client sends a line holding ``command``, the
+  server's answer waits ``seconds`` before it is passed on (a slow link), and ``sent`` is set
+  at that moment, so a test can act while the client waits for the answer.
 
 Usage::
 
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 
 
 class FaultyProxy:
@@ -35,6 +39,10 @@ class FaultyProxy:
         self.connections = 0
         self.closed = threading.Event()
         self.sockets: list[socket.socket] = []
+        self.slow_command: bytes | None = None
+        self.slow_seconds = 0.0
+        self.held_until = 0.0
+        self.sent = threading.Event()
 
     def __enter__(self) -> "FaultyProxy":
         threading.Thread(target=self._accept, daemon=True).start()
@@ -50,6 +58,9 @@ class FaultyProxy:
     def cut_after(self, limit: int, connections: int = 1) -> None:
         with self.lock:
             self.cuts.extend([limit] * connections)
+
+    def slow_reply_to(self, command: bytes, seconds: float) -> None:
+        self.slow_command, self.slow_seconds = command, seconds
 
     def stall(self, on: bool = True) -> None:
         (self.stalled.set if on else self.stalled.clear)()
@@ -78,6 +89,14 @@ class FaultyProxy:
                 if to_client and self.stalled.is_set():
                     self.closed.wait()          # hold the connection open, pass nothing
                     return
+                if not to_client and self.slow_command and self.slow_command in chunk:
+                    self.held_until = time.monotonic() + self.slow_seconds
+                    self.slow_command = None    # once
+                    sink.sendall(chunk)
+                    self.sent.set()
+                    continue
+                if to_client and (wait := self.held_until - time.monotonic()) > 0:
+                    time.sleep(wait)
                 if limit is not None and passed + len(chunk) >= limit:
                     sink.sendall(chunk[: max(limit - passed, 0)])
                     break
