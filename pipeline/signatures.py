@@ -195,6 +195,7 @@ def _signature(decoded: "Decoded", digest: str, size: int) -> Signature:
 
 
 _LEVELS = np.arange(256, dtype=np.int64)
+_MOMENTS = np.stack([np.ones(256, dtype=np.int64), _LEVELS, _LEVELS * _LEVELS], axis=1)
 
 
 def band_statistics(image: Image.Image) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -204,13 +205,11 @@ def band_statistics(image: Image.Image) -> tuple[tuple[float, ...], tuple[float,
     without its Python loops over 768 histogram bins, which cost more than the rest of
     the statistics on a 240x150 draft decode.
     """
-    histogram = np.asarray(image.histogram(), dtype=np.int64).reshape(-1, 256)[:3]
-    count = histogram.sum(axis=1)
-    total = histogram @ _LEVELS
-    squares = histogram @ (_LEVELS * _LEVELS)
-    mean = tuple(round(float(value) / int(pixels), 4) for value, pixels in zip(total, count))
-    rms = tuple(round(math.sqrt(float(value) / int(pixels)), 4)
-                for value, pixels in zip(squares, count))
+    histogram = np.asarray(image.histogram()[:768], dtype=np.int64).reshape(3, 256)
+    # one product gives each band's pixel count, sum and sum of squares
+    moments = (histogram @ _MOMENTS).tolist()
+    mean = tuple(round(total / pixels, 4) for pixels, total, _ in moments)
+    rms = tuple(round(math.sqrt(squares / pixels), 4) for pixels, _, squares in moments)
     return mean, rms
 
 
@@ -358,15 +357,17 @@ def _dct_matrix(size: int) -> np.ndarray:
 
 _DCT = _dct_matrix(THUMB)
 _BIT_WEIGHTS = (1 << np.arange(63, -1, -1, dtype=np.uint64)).astype(np.uint64)
+_MIDDLE = (HASH_SIDE * HASH_SIDE - 1) // 2
 
 
 def phash(thumb: np.ndarray) -> int:
     """64-bit DCT hash: the 8x8 lowest frequencies, each bit = above the median (DC left out)."""
     coefficients = _DCT @ thumb.astype(np.float64) @ _DCT.T
     low = coefficients[:HASH_SIDE, :HASH_SIDE].flatten()
-    median = np.median(low[1:])
-    bits = (low > median).astype(np.uint64)
-    return int((bits * _BIT_WEIGHTS).sum(dtype=np.uint64))
+    # the median of the 63 values without DC is the 32nd smallest: np.partition finds it
+    # exactly, at a third of np.median's cost; the bits packed first to last, high to low
+    median = np.partition(low[1:], _MIDDLE)[_MIDDLE]
+    return int.from_bytes(np.packbits(low > median).tobytes(), "big")
 
 
 def phash_many(thumbs: np.ndarray) -> np.ndarray:
