@@ -14,6 +14,7 @@ import fnmatch
 import gc
 import logging
 import os
+import signal
 import sys
 from dataclasses import dataclass
 from multiprocessing import get_context
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from pipeline.formats import SUFFIXES
-from pipeline.signatures import NotAnImage, Signature, sign_bytes, sign_file
+from pipeline.signatures import NotAnImage, Signature, one_decoder_thread, sign_bytes, sign_file
 
 log = logging.getLogger("frame-ingest")
 
@@ -147,16 +148,35 @@ def _pool(workers: int):
     parent's objects (the store's known files, the job list) out of the workers' garbage
     collections, so those pages stay shared instead of being copied into every worker.
     """
-    from pipeline.signatures import one_decoder_thread
     context = get_context("fork" if sys.platform.startswith("linux")
                           else "forkserver" if os.name == "posix" else "spawn")
     gc.freeze()
     try:
-        pool = context.Pool(workers, initializer=one_decoder_thread)
+        pool = context.Pool(workers, initializer=_worker_start)
     finally:
         gc.unfreeze()
-    with pool:
+    try:
         yield pool
+    except BaseException:       # the command stops (a signal, an error): workers go at once
+        pool.terminate()
+        raise
+    else:                       # every job done: workers take their end marker and exit
+        pool.close()
+    finally:
+        pool.join()
+
+
+def _worker_start() -> None:
+    """A signing worker: the signals the command handles are the parent's business.
+
+    A forked worker inherits the command's SIGTERM handler (it raises ``Stopped``), which
+    made ``Pool.terminate`` hang for good when it landed in a worker waiting for the job
+    queue's lock (seen once in a few dozen cold resweeps: the parent joined a worker that
+    never ended). SIGTERM kills a worker outright; a Ctrl-C on the terminal reaches the
+    parent, which terminates the pool."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    one_decoder_thread()
 
 
 def refresh(store, pictures: Path, *, exclude: list[str] = (), workers: int = 1,
