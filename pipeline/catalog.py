@@ -30,6 +30,8 @@ IMAGE_SUFFIXES = SUFFIXES      # the formats the gate files (pipeline/formats.py
 BATCH = 200
 POOL_THRESHOLD = 16     # fewer files than this are signed in-process
 WINDOW_PER_WORKER = 64  # jobs in flight per worker: bounds the results held in memory
+CHUNK = 16              # jobs per message to a worker: 4 cost the parent 0.2 s more CPU per
+                        # 1,500 photos in pipe and thread wake-ups (docs/performance.md)
 WHOLE_READ = 32 * 1024 * 1024  # files up to this size are read whole, then signed
 
 
@@ -126,7 +128,7 @@ def signed_files(jobs: list, workers: int) -> Iterator[tuple[LibraryFile, Signat
         draining = None
         for start in range(0, len(jobs), window):
             queued = pool.imap_unordered(sign_library_file, jobs[start:start + window],
-                                         chunksize=4)
+                                         chunksize=CHUNK)
             if draining is not None:
                 yield from draining
             draining = queued
