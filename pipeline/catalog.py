@@ -99,10 +99,12 @@ def sign_library_file(job: tuple[str, str, int, int, int]):
             return item, sign_file(path, max_pixels), ""
         try:
             with open(path, "rb") as handle:
-                data = handle.read(WHOLE_READ + 1)
+                # the size the walk saw, plus one byte to notice growth: asking for
+                # WHOLE_READ made Python map (and fault in) a 32 MB buffer for every photo
+                data = handle.read(size + 1)
         except OSError as exc:
             raise NotAnImage(f"cannot read file: {exc.strerror or exc}") from exc
-        if len(data) > WHOLE_READ:  # it grew since the walk
+        if len(data) > size:  # it grew since the walk: stream it, however large it is now
             return item, sign_file(path, max_pixels), ""
         return item, sign_bytes(data, max_pixels), ""
     except NotAnImage as exc:

@@ -1,4 +1,5 @@
-"""The resweep's signing pool: it ends cleanly, whatever signal handlers the command has."""
+"""The resweep's signing: its pool ends cleanly, whatever signal handlers the command has,
+and each file is signed from all of its bytes."""
 
 from __future__ import annotations
 
@@ -51,3 +52,15 @@ def test_a_stopped_command_takes_its_workers_down_at_once(command_handlers):
             raise cli.Stopped()
     assert time.monotonic() - started < 10
     assert multiprocessing.active_children() == []
+
+
+def test_a_file_that_grew_since_the_walk_is_signed_whole(tmp_path):
+    path = tmp_path / "grew.jpg"
+    path.write_bytes(images.jpeg(images.photo(7)))
+    walked = path.stat().st_size
+    path.write_bytes(images.jpeg(images.photo(8), quality=97))   # rewritten, larger
+    assert path.stat().st_size > walked
+    item, signature, error = catalog.sign_library_file((str(tmp_path), "grew.jpg", walked,
+                                                        0, 10**8))
+    assert error == "" and signature == catalog.sign_file(path, 10**8)
+    assert signature.size == path.stat().st_size
