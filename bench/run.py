@@ -28,6 +28,7 @@ ratios compare like with like even when the machine is busy with other work:
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import resource
@@ -253,6 +254,9 @@ def main(argv=None) -> int:
     corpus = ensure_corpus(arguments)
     work = Path(arguments.work or tempfile.mkdtemp(prefix="frame-ingest-bench-"))
     work.mkdir(parents=True, exist_ok=True)
+    # an installed frame-ingest has its modules byte-compiled (pip does it); a checkout
+    # run with PYTHONDONTWRITEBYTECODE=1 would compile them again in every process
+    compileall.compile_dir(ROOT / "pipeline", quiet=1)
     load = os.getloadavg()
     print(f"# machine: {os.cpu_count()} cores, load average {load[0]:.1f} at start; "
           f"corpus {corpus} ({len(image_files(corpus))} images); scratch {work}")
