@@ -119,16 +119,13 @@ def test_watch_polls_a_server_without_idle(home, own_dovecot):
     assert os.path.exists(log_path) and "Traceback" not in read_text(log_path)
 
 
-
 def test_watch_stops_at_once_when_sigterm_comes_while_the_server_answers_idle(home, mailbox):
     """SIGTERM after IDLE is sent, before the server's "+ idling" is back (a slow link or a
     busy machine): entering IDLE is not cut in half, so the goodbye is not stuck."""
     mailbox.create_folder("stopped")
     with FaultyProxy((mailbox.host, mailbox.port)) as proxy:
-        config = write_config(home, mailbox, "stopped", idle_seconds=600.0,
+        config = write_config(home, mailbox, "stopped", port=proxy.port, idle_seconds=600.0,
                               timeout_seconds=20.0)
-        text = open(config).read().replace(f"port = {mailbox.port}", f"port = {proxy.port}")
-        open(config, "w").write(text)
         proxy.slow_reply_to(b" IDLE\r\n", 1.0)
         log_path = home.path / "watch.log"
         with running(home, config, "watch", log_path) as process:

@@ -49,11 +49,8 @@ def large_mail() -> tuple[bytes, bytes]:
 
 
 def through_proxy(home, mailbox, proxy, folder: str, **keys) -> str:
-    config = write_config(home, mailbox, folder,
-                          **{"retry_attempts": 3, "retry_wait_seconds": 0.1, **keys})
-    text = open(config).read().replace(f"port = {mailbox.port}", f"port = {proxy.port}")
-    open(config, "w").write(text)
-    return config
+    return write_config(home, mailbox, folder, **{"port": proxy.port, "retry_attempts": 3,
+                                                  "retry_wait_seconds": 0.1, **keys})
 
 
 def test_imap_connection_cut_during_a_large_message_is_retried_and_completes(home, mailbox,
