@@ -22,7 +22,8 @@ The methods (``METHODS`` maps the config's name to its object):
   never loses a pair the confirm step would take (low-detail photos, small copies).
   Confirm, in that turn: on the thumbnails, compared at the resolution the smaller copy
   really has (``compare_sides``), a root-mean-square pixel difference within the limit for
-  that side (``thumb_limit``: ``thumb_rms`` at 32) and a mean brightness within
+  that side (``thumb_limit``: ``thumb_rms`` at 32), and on low-contrast pictures within a
+  share of their contrast (``pair_limits``), and a mean brightness within
   ``luma_delta``; the band means within ``mean_delta`` and the aspect ratio were already
   tested. The confirm step is what keeps burst shots and brightness-edited copies apart.
 
@@ -190,7 +191,8 @@ class Similar:
                 difference = turned - other
                 rms = np.sqrt(np.mean(difference * difference, axis=(1, 2))) / 255.0
                 brightness = np.abs(turned.mean(axis=(1, 2)) - other.mean(axis=(1, 2))) / 255.0
-                confirmed = ((rms <= thumb_limit(side, settings)) &
+                contrast = np.minimum(turned.std(axis=(1, 2)), other.std(axis=(1, 2))) / 255.0
+                confirmed = ((rms <= pair_limits(side, settings, contrast)) &
                              (brightness <= settings.luma_delta))
                 distance[chosen] = np.where(confirmed, rms, np.inf)
         return distance
@@ -204,6 +206,27 @@ class Similar:
 COMPARE_SIDES = (32, 16, 8)
 SHORT_SIDE_FOR = {32: 160, 16: 80}      # the least short side (pixels) compared at 32, 16
 SMALL_LIMITS = {16: 0.0035, 8: 0.0035}  # thumbnail RMS limits at 16 and 8 (32: thumb_rms)
+
+
+# On a low-contrast picture (a thin pole across a clear sky, a calm sea) a burst shot zoomed
+# by 3-6 % moves only the little the picture holds, and its thumbnail can come closer than
+# ``thumb_rms`` while real copies of it (re-compressed, resized, converted) come much closer
+# still: their error shrinks with the picture's contrast. So at 32 and 16 the limit is also
+# at most a share of the pair's contrast (the lower RMS contrast of the two thumbnails at
+# the compare side, 0..1), never below a floor that keeps copies of flat pictures (fog, a
+# white wall: contrast near 0) matched (docs/dedupe.md, bench/contrast.py). At 8 the
+# copies' resampling already spans what a zoom changes: no contrast rule there.
+CONTRAST_RULES = {32: (0.12, 0.003), 16: (0.08, 0.0025)}   # side: (share, floor)
+
+
+def pair_limits(side: int, settings: DedupeConfig, contrast: np.ndarray) -> np.ndarray:
+    """The thumbnail RMS limit of each pair compared at ``side`` (see CONTRAST_RULES); never
+    above ``thumb_limit``, which the candidate step uses."""
+    limit = thumb_limit(side, settings)
+    if side not in CONTRAST_RULES:
+        return np.full(len(contrast), limit)
+    share, floor = CONTRAST_RULES[side]
+    return np.minimum(limit, np.maximum(floor, share * np.asarray(contrast, np.float64)))
 
 
 def compare_sides(first_sizes, second_sizes) -> np.ndarray:

@@ -228,6 +228,48 @@ def test_distinct_low_detail_photos_stay_apart_and_their_copies_do_not(tmp_path)
     assert pairs == {frozenset((name, f"copy-{name}")) for name in library}
 
 
+def pole_in_the_sky(size=(1920, 1200)) -> Image.Image:
+    """A thin pale pole across a clear sky, off the centre: a low-contrast picture (RMS
+    contrast about 0.03) where a zoomed burst shot moves little but the pole."""
+    picture = sky(1, top=(60, 120, 200), bottom=(90, 140, 210), size=size)
+    width, height = size
+    ImageDraw.Draw(picture).line((0, int(height * 0.95), int(width * 0.8), 0),
+                                 fill=(215, 215, 210), width=14)
+    return picture
+
+
+def zoomed(picture: Image.Image, factor: float) -> Image.Image:
+    width, height = picture.size
+    crop_w, crop_h = width / factor, height / factor
+    box = ((width - crop_w) / 2, (height - crop_h) / 2, (width + crop_w) / 2,
+           (height + crop_h) / 2)
+    return picture.crop(box).resize(picture.size, Image.Resampling.LANCZOS)
+
+
+def test_a_zoomed_burst_shot_of_a_low_contrast_photo_stays_apart_and_its_copies_do_not(
+        tmp_path):
+    original = pole_in_the_sky()
+    data = images.jpeg(original)
+    copies = {"q60.jpg": images.jpeg(original, quality=60),
+              "half.jpg": images.jpeg(images.resized(original, 0.5), quality=85),
+              "phone.heic": images.heic(original),
+              "mirror.jpg": images.jpeg(original.transpose(Image.Transpose.FLIP_LEFT_RIGHT))}
+    bursts = {f"zoom-{percent}.jpg": images.jpeg(zoomed(original, 1 + percent / 100))
+              for percent in (3, 4)}
+    # under the plain thumbnail limit: only the pair's contrast keeps them apart
+    assert all(thumb_rms(signed(data), signed(burst)) < SETTINGS.thumb_rms
+               for burst in bursts.values())
+    for name, newcomer in bursts.items() | copies.items():
+        (tmp_path / name).mkdir()
+        assert gate_verdict(tmp_path / name, {"pole.jpg": data}, newcomer) == (
+            (Verdict.PROMOTE, "") if name in bursts else (Verdict.DUPLICATE, "pole.jpg"))
+    pairs = resweep_pairs(tmp_path, {"pole.jpg": data} | copies | bursts)
+    # (the two bursts, 1 % apart, may pair with each other: that is no 3-6 % zoom)
+    assert not {pair for pair in pairs if pair & bursts.keys() and pair - bursts.keys()}
+    assert {pair for pair in pairs if "pole.jpg" in pair} == {
+        frozenset(("pole.jpg", name)) for name in copies}
+
+
 # --- one matcher ---------------------------------------------------------------------
 
 def test_the_gate_and_the_resweep_give_the_same_answer_for_every_pair(tmp_path):
