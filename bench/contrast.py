@@ -4,7 +4,8 @@ better set relative to a picture's own contrast? (docs/dedupe.md, issue 12)
 
 Signs every file (and, with ``--small-copies``, the mirrors and small copies that
 bench/small_copies.py adds), then runs the ``similar`` candidate search and confirm step
-with the thumbnail limits loosened to ``--loose`` so that every near pair shows, and
+with the thumbnail limits loosened to ``--loose`` and without the contrast rule
+(``matching.CONTRAST_RULES``) so that every near pair shows, and
 prints, per compare side, the distances of the true pairs (copies) and of the false ones
 (burst neighbours, distinct photos) against the contrast of the pair (the lower RMS
 contrast of the two thumbnails at the compare side, 0..1). ``--dump FILE`` writes every
@@ -17,7 +18,6 @@ pair as JSON lines.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import sys
@@ -28,33 +28,17 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
 
 from bench.corpus import ALL_NEG_KINDS as NEG_KINDS  # noqa: E402
+from bench.small_copies import load_corpus, made_copies  # noqa: E402
 from pipeline import matching  # noqa: E402
 from pipeline.config import parse_config  # noqa: E402
 from pipeline.index import SignatureIndex  # noqa: E402
 from pipeline.signatures import coarse, sign_bytes, turn  # noqa: E402
 from pipeline.store import Store  # noqa: E402
 
-SMALL = {"small_192": ((192, 120), Image.Resampling.LANCZOS),
-         "small_102": ((102, 64), Image.Resampling.BILINEAR),
-         "small_64": ((64, 40), Image.Resampling.LANCZOS)}
-
-
-def _jpeg(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=85)
-    return buffer.getvalue()
-
-
 def _extra(job):
-    name, content, original = job
-    image = Image.open(io.BytesIO(content)).convert("RGB")
-    made = {label: image.resize(size, method) for label, (size, method) in SMALL.items()}
-    if original:
-        made["mirror"] = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-    return [(f"{label}-{name}", label, _jpeg(picture)) for label, picture in made.items()]
+    return made_copies(*job)
 
 
 def _sign(job):
@@ -62,17 +46,8 @@ def _sign(job):
     return name, len(content), sign_bytes(content, 10**9)
 
 
-def contrast(thumbs: np.ndarray) -> np.ndarray:
-    """RMS contrast (0..1) of each thumbnail in a stack."""
-    return thumbs.reshape(len(thumbs), -1).std(axis=1) / 255.0
-
-
 def near_pairs(corpus: Path, small_copies: bool, loose: float):
-    labels = {f["name"]: f for f in json.loads((corpus / "labels.json").read_text())["files"]}
-    data = {name: (corpus / name).read_bytes() for name in labels}
-    group = {name: name if f["kind"] == "original" or f["kind"] in NEG_KINDS else f["of"]
-             for name, f in labels.items()}
-    kind = {name: f["kind"] for name, f in labels.items()}
+    labels, data, group, kind = load_corpus(corpus)
     with Pool(os.cpu_count()) as pool:
         if small_copies:
             jobs = [(name, data[name], f["kind"] == "original") for name, f in labels.items()
@@ -83,6 +58,7 @@ def near_pairs(corpus: Path, small_copies: bool, loose: float):
         signed = pool.map(_sign, list(data.items()), chunksize=16)
     settings = parse_config({"dedupe": {"thumb_rms": loose}}).dedupe
     matching.SMALL_LIMITS = {side: loose for side in matching.SMALL_LIMITS}
+    matching.CONTRAST_RULES = {}    # the rule this measures must not hide the pairs
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         with Store(Path(folder) / "store.sqlite3") as store:
@@ -105,7 +81,7 @@ def near_pairs(corpus: Path, small_copies: bool, loose: float):
                 side = int(sides[number])
                 one = coarse(turn(first[number], int(pairs.turn[number])), side)
                 two = coarse(second[number], side)
-                low = float(min(contrast(one[None])[0], contrast(two[None])[0]))
+                low = float(min(matching.contrast(one), matching.contrast(two)))
                 key = tuple(sorted((a, b)))
                 row = (float(distance[number]), side, low)
                 if key not in best or row[0] < best[key][0]:

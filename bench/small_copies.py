@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from PIL import Image  # noqa: E402
 
-from bench.corpus import NEG_KINDS  # noqa: E402
+from bench.corpus import ALL_NEG_KINDS as NEG_KINDS  # noqa: E402
 from pipeline.config import parse_config  # noqa: E402
 from pipeline.index import SignatureIndex  # noqa: E402
 from pipeline.matching import library_pairs  # noqa: E402
@@ -41,23 +41,34 @@ def _jpeg(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def main(argv=None) -> int:
-    corpus = Path((argv or sys.argv[1:])[0])
+def made_copies(name: str, content: bytes, original: bool) -> list[tuple[str, str, bytes]]:
+    """The small copies (and, of an original, the mirror) of one corpus file, as
+    (new name, kind, JPEG bytes)."""
+    image = Image.open(io.BytesIO(content)).convert("RGB")
+    made = {label: image.resize(size, method) for label, (size, method) in SMALL.items()}
+    if original:
+        made["mirror"] = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    return [(f"{label}-{name}", label, _jpeg(picture)) for label, picture in made.items()]
+
+
+def load_corpus(corpus: Path):
+    """(labels, data, group, kind) of a bench/corpus.py folder by file name: a copy's
+    group is its original, an original's or a hard negative's is itself."""
     labels = {f["name"]: f for f in json.loads((corpus / "labels.json").read_text())["files"]}
     data = {name: (corpus / name).read_bytes() for name in labels}
     group = {name: name if f["kind"] == "original" or f["kind"] in NEG_KINDS else f["of"]
              for name, f in labels.items()}
     kind = {name: f["kind"] for name, f in labels.items()}
+    return labels, data, group, kind
+
+
+def main(argv=None) -> int:
+    corpus = Path((argv or sys.argv[1:])[0])
+    labels, data, group, kind = load_corpus(corpus)
     for name, f in list(labels.items()):
-        if f["kind"] != "original" and f["kind"] not in NEG_KINDS:
-            continue
-        image = Image.open(io.BytesIO(data[name])).convert("RGB")
-        made = {label: image.resize(size, method) for label, (size, method) in SMALL.items()}
-        if f["kind"] == "original":
-            made["mirror"] = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-        for label, picture in made.items():
-            new = f"{label}-{name}"
-            data[new], group[new], kind[new] = _jpeg(picture), name, label
+        if f["kind"] == "original" or f["kind"] in NEG_KINDS:
+            for new, label, content in made_copies(name, data[name], f["kind"] == "original"):
+                data[new], group[new], kind[new] = content, name, label
     settings = parse_config({}).dedupe
     with tempfile.TemporaryDirectory() as folder:
         with Store(Path(folder) / "store.sqlite3") as store:
