@@ -191,8 +191,8 @@ class Similar:
                 difference = turned - other
                 rms = np.sqrt(np.mean(difference * difference, axis=(1, 2))) / 255.0
                 brightness = np.abs(turned.mean(axis=(1, 2)) - other.mean(axis=(1, 2))) / 255.0
-                contrast = np.minimum(turned.std(axis=(1, 2)), other.std(axis=(1, 2))) / 255.0
-                confirmed = ((rms <= pair_limits(side, settings, contrast)) &
+                lower = np.minimum(contrast(turned), contrast(other))
+                confirmed = ((rms <= pair_limits(side, settings, lower)) &
                              (brightness <= settings.luma_delta))
                 distance[chosen] = np.where(confirmed, rms, np.inf)
         return distance
@@ -219,14 +219,20 @@ SMALL_LIMITS = {16: 0.0035, 8: 0.0035}  # thumbnail RMS limits at 16 and 8 (32: 
 CONTRAST_RULES = {32: (0.12, 0.003), 16: (0.08, 0.0025)}   # side: (share, floor)
 
 
-def pair_limits(side: int, settings: DedupeConfig, contrast: np.ndarray) -> np.ndarray:
-    """The thumbnail RMS limit of each pair compared at ``side`` (see CONTRAST_RULES); never
-    above ``thumb_limit``, which the candidate step uses."""
+def contrast(thumbs: np.ndarray) -> np.ndarray:
+    """RMS contrast (0..1) of each thumbnail of a stack, at whatever side it has."""
+    return np.asarray(thumbs).std(axis=(-2, -1)) / 255.0
+
+
+def pair_limits(side: int, settings: DedupeConfig, lower: np.ndarray) -> np.ndarray:
+    """The thumbnail RMS limit of each pair compared at ``side``, given the lower
+    ``contrast`` of its two thumbnails there (see CONTRAST_RULES); never above
+    ``thumb_limit``, which the candidate step uses."""
     limit = thumb_limit(side, settings)
     if side not in CONTRAST_RULES:
-        return np.full(len(contrast), limit)
+        return np.full(len(lower), limit)
     share, floor = CONTRAST_RULES[side]
-    return np.minimum(limit, np.maximum(floor, share * np.asarray(contrast, np.float64)))
+    return np.minimum(limit, np.maximum(floor, share * np.asarray(lower, np.float64)))
 
 
 def compare_sides(first_sizes, second_sizes) -> np.ndarray:
